@@ -1,0 +1,104 @@
+# mod_http_upload_s3: a C SigV4 presigner (s3sign.so) and the Prosody module.
+# Every knob can be overridden: make CC=clang CFLAGS=-O3 PREFIX=/usr DESTDIR=/tmp/stage
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+PREFIX ?= /usr/local
+DESTDIR ?=
+PKG_CONFIG ?= pkg-config
+LUA_PC ?= lua5.4
+LUA ?= lua5.4
+BUSTED ?= busted
+PYTHON ?= /usr/bin/python3
+VALGRIND ?= valgrind
+
+# The .so goes where Lua 5.4 looks for C modules, the plugin where Prosody looks.
+LUA_CMODDIR ?= $(shell $(PKG_CONFIG) --variable=INSTALL_CMOD $(LUA_PC))
+PROSODY_MODDIR ?= $(PREFIX)/lib/prosody/modules
+
+WARN = -std=c99 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wpedantic -Wshadow \
+       -Wstrict-prototypes -Wmissing-prototypes
+# Lua headers only: the interpreter that loads s3sign.so provides the symbols.
+LUA_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(LUA_PC))
+LUA_LIBS = $(shell $(PKG_CONFIG) --libs $(LUA_PC))
+CRYPTO_CFLAGS = $(shell $(PKG_CONFIG) --cflags libcrypto uuid)
+CRYPTO_LIBS = $(shell $(PKG_CONFIG) --libs libcrypto uuid)
+ALL_CFLAGS = $(WARN) $(CRYPTO_CFLAGS) $(CFLAGS)
+SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+B = build
+CORE = src/sigv4.c src/sigv4.h
+
+.PHONY: all test check test-c test-san test-valgrind test-lua test-crosscheck bench \
+        demo deps install uninstall clean
+
+all: $(B)/s3sign.so
+
+$(B):
+	mkdir -p $@
+
+$(B)/s3sign.so: src/ls3sign.c $(CORE) | $(B)
+	$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) -fPIC -fvisibility=hidden -shared -o $@ \
+		src/ls3sign.c src/sigv4.c $(LDFLAGS) $(CRYPTO_LIBS)
+
+$(B)/vectors.h: tests/c/gen_vectors.py tests/vectors/s3-presign-vectors.json | $(B)
+	$(PYTHON) tests/c/gen_vectors.py tests/vectors > $@
+
+$(B)/test_sigv4: tests/c/test_sigv4.c tests/c/unit.h $(B)/vectors.h $(CORE)
+	$(CC) $(ALL_CFLAGS) -I$(B) -Isrc -o $@ tests/c/test_sigv4.c src/sigv4.c $(LDFLAGS) $(CRYPTO_LIBS)
+
+$(B)/test_sigv4-san: tests/c/test_sigv4.c tests/c/unit.h $(B)/vectors.h $(CORE)
+	$(CC) $(WARN) $(CRYPTO_CFLAGS) $(SAN_FLAGS) -I$(B) -Isrc -o $@ tests/c/test_sigv4.c src/sigv4.c $(CRYPTO_LIBS)
+
+# A Lua interpreter linked for tests only, to drive the binding under valgrind and ASan.
+$(B)/test_binding: tests/c/test_binding.c src/ls3sign.c $(CORE) | $(B)
+	$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) -Isrc -o $@ tests/c/test_binding.c src/ls3sign.c src/sigv4.c \
+		$(LDFLAGS) $(CRYPTO_LIBS) $(LUA_LIBS)
+
+$(B)/test_binding-san: tests/c/test_binding.c src/ls3sign.c $(CORE) | $(B)
+	$(CC) $(WARN) $(CRYPTO_CFLAGS) $(LUA_CFLAGS) $(SAN_FLAGS) -Isrc -o $@ tests/c/test_binding.c \
+		src/ls3sign.c src/sigv4.c $(CRYPTO_LIBS) $(LUA_LIBS)
+
+$(B)/bench_sigv4: bench/bench_sigv4.c $(CORE) | $(B)
+	$(CC) $(ALL_CFLAGS) -O2 -Isrc -o $@ bench/bench_sigv4.c src/sigv4.c $(LDFLAGS) $(CRYPTO_LIBS)
+
+test: check
+check: test-c test-san test-valgrind test-lua test-crosscheck
+
+test-c: $(B)/test_sigv4 $(B)/test_binding
+	$(B)/test_sigv4 tests/vectors
+	$(B)/test_binding
+
+test-san: $(B)/test_sigv4-san $(B)/test_binding-san
+	$(B)/test_sigv4-san tests/vectors
+	ASAN_OPTIONS=detect_leaks=1 $(B)/test_binding-san
+
+test-valgrind: $(B)/test_binding
+	$(VALGRIND) -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+		$(B)/test_binding 100000
+
+test-lua: $(B)/s3sign.so
+	$(BUSTED) --lpath='lua/?.lua;tests/spec/?.lua' --cpath='$(B)/?.so' tests/spec
+
+test-crosscheck: $(B)/s3sign.so
+	$(PYTHON) tests/crosscheck/botocore_crosscheck.py --cases 2000 --lua $(LUA) --cpath '$(B)/?.so'
+
+bench: $(B)/s3sign.so $(B)/bench_sigv4
+	$(PYTHON) bench/run.py --build $(B) --lua $(LUA)
+
+demo: $(B)/s3sign.so
+	$(LUA) -e 'package.cpath="$(B)/?.so;"..package.cpath' bench/demo.lua
+
+deps:
+	@sh tools/deps.sh
+
+install: $(B)/s3sign.so
+	install -d $(DESTDIR)$(LUA_CMODDIR) $(DESTDIR)$(PROSODY_MODDIR)
+	install -m 755 $(B)/s3sign.so $(DESTDIR)$(LUA_CMODDIR)/s3sign.so
+	install -m 644 lua/mod_http_upload_s3.lua $(DESTDIR)$(PROSODY_MODDIR)/mod_http_upload_s3.lua
+
+uninstall:
+	rm -f $(DESTDIR)$(LUA_CMODDIR)/s3sign.so $(DESTDIR)$(PROSODY_MODDIR)/mod_http_upload_s3.lua
+
+clean:
+	rm -rf $(B)

@@ -1,0 +1,812 @@
+/*
+ * sigv4.c - AWS Signature Version 4 query-string presigning for S3.
+ *
+ * Stages, in the order a presigned URL needs them:
+ *   uri_encode -> canonical_request -> string_to_sign -> HMAC with the day's
+ *   signing key -> URL assembled from pieces of the canonical request.
+ * S3 differs from the generic SigV4 services in two ways that matter here:
+ * the path is encoded once (not twice) and is never normalised.
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED  /* SHA256_* : the EVP layer costs ~10% per URL */
+#include "sigv4.h"
+
+#include <string.h>            /* memcpy(3) memcmp(3) memchr(3) */
+
+#include <openssl/crypto.h>    /* OPENSSL_cleanse(3) */
+#include <openssl/sha.h>       /* SHA256_Init(3) and friends */
+
+#define ALGORITHM "AWS4-HMAC-SHA256"
+#define UNSIGNED_PAYLOAD "UNSIGNED-PAYLOAD"
+#define SHA256_BLOCK 64
+
+static const char hex_upper[] = "0123456789ABCDEF";
+static const char hex_lower[] = "0123456789abcdef";
+
+const char *sigv4_strerror(int status)
+{
+	switch (status) {
+	case SIGV4_OK: return "success";
+	case SIGV4_EINVAL: return "invalid input";
+	case SIGV4_ENOSPC: return "buffer too small";
+	case SIGV4_ECRYPTO: return "libcrypto failure";
+	default: return "unknown status";
+	}
+}
+
+void sigv4_wipe(void *ptr, size_t len)
+{
+	OPENSSL_cleanse(ptr, len);
+}
+
+static struct sigv4_str str(const char *p, size_t n)
+{
+	struct sigv4_str s = { p, n };
+	return s;
+}
+
+#define LIT(s) str((s), sizeof(s) - 1)
+
+/*
+** An output buffer that keeps counting past its capacity, so that a failed
+** call can report the size it needed (like snprintf).
+*/
+struct out {
+	char *p;
+	size_t cap, len;
+};
+
+static void put(struct out *o, const char *p, size_t n)
+{
+	if (o->len + n <= o->cap)
+		memcpy(o->p + o->len, p, n);
+	o->len += n;
+}
+
+static void put_str(struct out *o, struct sigv4_str s)
+{
+	put(o, s.ptr, s.len);
+}
+
+static void put_char(struct out *o, char c)
+{
+	put(o, &c, 1);
+}
+
+static int finish(const struct out *o, size_t *len)
+{
+	if (len)
+		*len = o->len;
+	return o->len <= o->cap ? SIGV4_OK : SIGV4_ENOSPC;
+}
+
+/* RFC 3986 unreserved: the only bytes SigV4 leaves unescaped. */
+static int is_unreserved(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+static void put_encoded(struct out *o, struct sigv4_str s, int keep_slash)
+{
+	for (size_t i = 0; i < s.len; i++) {
+		unsigned char c = (unsigned char)s.ptr[i];
+		if (is_unreserved(c) || (keep_slash && c == '/')) {
+			put_char(o, (char)c);
+		} else {
+			char esc[3] = { '%', hex_upper[c >> 4], hex_upper[c & 15] };
+			put(o, esc, 3);
+		}
+	}
+}
+
+int sigv4_uri_encode(char *dst, size_t cap, size_t *len, struct sigv4_str src, int keep_slash)
+{
+	struct out o = { dst, cap, 0 };
+	put_encoded(&o, src, keep_slash);
+	return finish(&o, len);
+}
+
+/*
+** Compare the URI encodings of a and b without building them. An unreserved
+** byte encodes as itself and any other as "%XY"; '%' sorts below every
+** unreserved byte and uppercase hex sorts like the byte value, so comparing
+** raw bytes decides, except that an unreserved byte beats an escaped one.
+*/
+static int encoded_compare(struct sigv4_str a, struct sigv4_str b)
+{
+	size_t n = a.len < b.len ? a.len : b.len;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char x = (unsigned char)a.ptr[i], y = (unsigned char)b.ptr[i];
+		if (x == y)
+			continue;
+		int ux = is_unreserved(x), uy = is_unreserved(y);
+		if (ux != uy)
+			return ux ? 1 : -1;
+		return x < y ? -1 : 1;
+	}
+	return a.len < b.len ? -1 : a.len > b.len;
+}
+
+static unsigned char lower(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
+
+static int lowercase_compare(struct sigv4_str a, struct sigv4_str b)
+{
+	size_t n = a.len < b.len ? a.len : b.len;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char x = lower((unsigned char)a.ptr[i]), y = lower((unsigned char)b.ptr[i]);
+		if (x != y)
+			return x < y ? -1 : 1;
+	}
+	return a.len < b.len ? -1 : a.len > b.len;
+}
+
+static int query_compare(const struct sigv4_pair *a, const struct sigv4_pair *b)
+{
+	int c = encoded_compare(a->name, b->name);
+	return c ? c : encoded_compare(a->value, b->value);
+}
+
+/* Insertion sort of pointers: the lists are short and usually sorted already. */
+static void sort_pairs(const struct sigv4_pair **v, size_t n,
+                       int (*cmp)(const struct sigv4_pair *, const struct sigv4_pair *))
+{
+	for (size_t i = 1; i < n; i++) {
+		const struct sigv4_pair *x = v[i];
+		size_t j = i;
+		for (; j > 0 && cmp(v[j - 1], x) > 0; j--)
+			v[j] = v[j - 1];
+		v[j] = x;
+	}
+}
+
+static int header_compare(const struct sigv4_pair *a, const struct sigv4_pair *b)
+{
+	return lowercase_compare(a->name, b->name);
+}
+
+/* Header field names are RFC 9110 tokens. */
+static int is_tchar(unsigned char c)
+{
+	return is_unreserved(c) || (c && strchr("!#$%&'*+^`|", c));
+}
+
+static int valid_header(const struct sigv4_pair *h)
+{
+	if (h->name.len == 0)
+		return 0;
+	for (size_t i = 0; i < h->name.len; i++)
+		if (!is_tchar((unsigned char)h->name.ptr[i]))
+			return 0;
+	for (size_t i = 0; i < h->value.len; i++) {
+		unsigned char c = (unsigned char)h->value.ptr[i];
+		if (c < 0x20 || c == 0x7f)
+			return 0;
+	}
+	return 1;
+}
+
+static void put_lowercase(struct out *o, struct sigv4_str s)
+{
+	for (size_t i = 0; i < s.len; i++)
+		put_char(o, (char)lower((unsigned char)s.ptr[i]));
+}
+
+/* SigV4 "Trimall": no leading or trailing spaces, inner runs become one. */
+static void put_trimmed(struct out *o, struct sigv4_str s)
+{
+	size_t i = 0, end = s.len;
+	while (i < end && s.ptr[i] == ' ')
+		i++;
+	while (end > i && s.ptr[end - 1] == ' ')
+		end--;
+	for (; i < end; i++) {
+		if (s.ptr[i] == ' ' && s.ptr[i - 1] == ' ')
+			continue;
+		put_char(o, s.ptr[i]);
+	}
+}
+
+/* Sort headers by name and check them; EINVAL on a bad or repeated name. */
+static int sorted_headers(const struct sigv4_pair **v, const struct sigv4_pair *h, size_t n)
+{
+	if (n > SIGV4_MAX_PAIRS + 1)
+		return SIGV4_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (!valid_header(&h[i]))
+			return SIGV4_EINVAL;
+		v[i] = &h[i];
+	}
+	sort_pairs(v, n, header_compare);
+	for (size_t i = 1; i < n; i++)
+		if (header_compare(v[i - 1], v[i]) == 0)
+			return SIGV4_EINVAL;
+	return SIGV4_OK;
+}
+
+static void put_signed_headers(struct out *o, const struct sigv4_pair *const *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			put_char(o, ';');
+		put_lowercase(o, v[i]->name);
+	}
+}
+
+int sigv4_canonical_request(char *out, size_t cap, size_t *len, const struct sigv4_canonical *c)
+{
+	const struct sigv4_pair *headers[SIGV4_MAX_PAIRS + 1], *query[SIGV4_MAX_PAIRS];
+	struct out o = { out, cap, 0 };
+
+	if (c->method.len == 0 || c->path.len == 0 || c->query_count > SIGV4_MAX_PAIRS)
+		return SIGV4_EINVAL;
+	int status = sorted_headers(headers, c->headers, c->header_count);
+	if (status != SIGV4_OK)
+		return status;
+	for (size_t i = 0; i < c->query_count; i++)
+		query[i] = &c->query[i];
+	sort_pairs(query, c->query_count, query_compare);
+
+	put_str(&o, c->method);
+	put_char(&o, '\n');
+	put_encoded(&o, c->path, 1);
+	put_char(&o, '\n');
+	for (size_t i = 0; i < c->query_count; i++) {
+		if (i)
+			put_char(&o, '&');
+		put_encoded(&o, query[i]->name, 0);
+		put_char(&o, '=');
+		put_encoded(&o, query[i]->value, 0);
+	}
+	put_char(&o, '\n');
+	for (size_t i = 0; i < c->header_count; i++) {
+		put_lowercase(&o, headers[i]->name);
+		put_char(&o, ':');
+		put_trimmed(&o, headers[i]->value);
+		put_char(&o, '\n');
+	}
+	put_char(&o, '\n');
+	put_signed_headers(&o, headers, c->header_count);
+	put_char(&o, '\n');
+	put_str(&o, c->payload_hash);
+	return finish(&o, len);
+}
+
+/*
+** Days since 1970-01-01 to a civil date (proleptic Gregorian), after
+** H. Hinnant's "chrono-compatible low-level date algorithms".
+*/
+static void civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d)
+{
+	z += 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	unsigned doe = (unsigned)(z - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = (int)(yoe + era * 400) + (*m <= 2);
+}
+
+static void put_digits(char *p, unsigned v, int width)
+{
+	while (width--) {
+		p[width] = (char)('0' + v % 10);
+		v /= 10;
+	}
+}
+
+int sigv4_amz_date(char out[SIGV4_AMZ_DATE_LEN], int64_t t)
+{
+	if (t < 0 || t > INT64_C(253402300799))   /* 9999-12-31T23:59:59Z */
+		return SIGV4_EINVAL;
+	int y;
+	unsigned m, d, secs = (unsigned)(t % 86400);
+	civil_from_days(t / 86400, &y, &m, &d);
+	put_digits(out, (unsigned)y, 4);
+	put_digits(out + 4, m, 2);
+	put_digits(out + 6, d, 2);
+	out[8] = 'T';
+	put_digits(out + 9, secs / 3600, 2);
+	put_digits(out + 11, secs / 60 % 60, 2);
+	put_digits(out + 13, secs % 60, 2);
+	out[15] = 'Z';
+	return SIGV4_OK;
+}
+
+int sigv4_scope(char *out, size_t cap, size_t *len, const char amz_date[SIGV4_AMZ_DATE_LEN],
+                struct sigv4_str region, struct sigv4_str service)
+{
+	struct out o = { out, cap, 0 };
+	put(&o, amz_date, 8);
+	put_char(&o, '/');
+	put_str(&o, region);
+	put_char(&o, '/');
+	put_str(&o, service);
+	put_str(&o, LIT("/aws4_request"));
+	return finish(&o, len);
+}
+
+static int sha256(uint8_t md[SIGV4_KEY_LEN], struct sigv4_str msg)
+{
+	SHA256_CTX ctx;
+	int ok = SHA256_Init(&ctx) && SHA256_Update(&ctx, msg.ptr, msg.len) && SHA256_Final(md, &ctx);
+	sigv4_wipe(&ctx, sizeof ctx);
+	return ok ? SIGV4_OK : SIGV4_ECRYPTO;
+}
+
+static void hex(char *out, const uint8_t *bytes, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hex_lower[bytes[i] >> 4];
+		out[2 * i + 1] = hex_lower[bytes[i] & 15];
+	}
+}
+
+int sigv4_string_to_sign(char *out, size_t cap, size_t *len, const char amz_date[SIGV4_AMZ_DATE_LEN],
+                         struct sigv4_str scope, struct sigv4_str canonical_request)
+{
+	uint8_t md[SIGV4_KEY_LEN];
+	char md_hex[SIGV4_HEX_LEN];
+	struct out o = { out, cap, 0 };
+
+	if (sha256(md, canonical_request) != SIGV4_OK)
+		return SIGV4_ECRYPTO;
+	hex(md_hex, md, sizeof md);
+	put_str(&o, LIT(ALGORITHM "\n"));
+	put(&o, amz_date, SIGV4_AMZ_DATE_LEN);
+	put_char(&o, '\n');
+	put_str(&o, scope);
+	put_char(&o, '\n');
+	put(&o, md_hex, sizeof md_hex);
+	return finish(&o, len);
+}
+
+/*
+** HMAC-SHA256 (RFC 2104) split in two: hmac_key absorbs the padded key into
+** an inner and an outer hash state once; hmac_finish clones them per message.
+*/
+static int hmac_key(SHA256_CTX *inner, SHA256_CTX *outer, const uint8_t *key, size_t key_len)
+{
+	uint8_t block[SHA256_BLOCK] = { 0 }, pad[SHA256_BLOCK];
+	int ok = 1;
+
+	if (key_len > SHA256_BLOCK)
+		ok = sha256(block, str((const char *)key, key_len)) == SIGV4_OK;
+	else
+		memcpy(block, key, key_len);
+	for (size_t i = 0; i < SHA256_BLOCK; i++)
+		pad[i] = block[i] ^ 0x36;
+	ok = ok && SHA256_Init(inner) && SHA256_Update(inner, pad, sizeof pad);
+	for (size_t i = 0; i < SHA256_BLOCK; i++)
+		pad[i] = block[i] ^ 0x5c;
+	ok = ok && SHA256_Init(outer) && SHA256_Update(outer, pad, sizeof pad);
+	sigv4_wipe(block, sizeof block);
+	sigv4_wipe(pad, sizeof pad);
+	return ok ? SIGV4_OK : SIGV4_ECRYPTO;
+}
+
+static int hmac_finish(uint8_t mac[SIGV4_KEY_LEN], const SHA256_CTX *inner, const SHA256_CTX *outer,
+                       struct sigv4_str msg)
+{
+	SHA256_CTX ctx = *inner;
+	uint8_t md[SIGV4_KEY_LEN];
+	int ok = SHA256_Update(&ctx, msg.ptr, msg.len) && SHA256_Final(md, &ctx);
+	ctx = *outer;
+	ok = ok && SHA256_Update(&ctx, md, sizeof md) && SHA256_Final(mac, &ctx);
+	sigv4_wipe(&ctx, sizeof ctx);
+	sigv4_wipe(md, sizeof md);
+	return ok ? SIGV4_OK : SIGV4_ECRYPTO;
+}
+
+static int hmac(uint8_t mac[SIGV4_KEY_LEN], const uint8_t *key, size_t key_len, struct sigv4_str msg)
+{
+	SHA256_CTX inner, outer;
+	int status = hmac_key(&inner, &outer, key, key_len);
+	if (status == SIGV4_OK)
+		status = hmac_finish(mac, &inner, &outer, msg);
+	sigv4_wipe(&inner, sizeof inner);
+	sigv4_wipe(&outer, sizeof outer);
+	return status;
+}
+
+int sigv4_derive_key(uint8_t out[SIGV4_KEY_LEN], struct sigv4_str secret_key,
+                     const char amz_date[SIGV4_AMZ_DATE_LEN], struct sigv4_str region,
+                     struct sigv4_str service)
+{
+	uint8_t k_secret[4 + SIGV4_MAX_SECRET_KEY], k[SIGV4_KEY_LEN];
+	int status = SIGV4_EINVAL;
+
+	if (secret_key.len == 0 || secret_key.len > SIGV4_MAX_SECRET_KEY)
+		return SIGV4_EINVAL;
+	memcpy(k_secret, "AWS4", 4);
+	memcpy(k_secret + 4, secret_key.ptr, secret_key.len);
+	if ((status = hmac(k, k_secret, 4 + secret_key.len, str(amz_date, 8))) == SIGV4_OK &&
+	    (status = hmac(k, k, sizeof k, region)) == SIGV4_OK &&
+	    (status = hmac(k, k, sizeof k, service)) == SIGV4_OK)
+		status = hmac(out, k, sizeof k, LIT("aws4_request"));
+	sigv4_wipe(k_secret, sizeof k_secret);
+	sigv4_wipe(k, sizeof k);
+	return status;
+}
+
+int sigv4_sign(char out[SIGV4_HEX_LEN], const uint8_t key[SIGV4_KEY_LEN], struct sigv4_str msg)
+{
+	uint8_t mac[SIGV4_KEY_LEN];
+	int status = hmac(mac, key, SIGV4_KEY_LEN, msg);
+	if (status == SIGV4_OK)
+		hex(out, mac, sizeof mac);
+	return status;
+}
+
+/* ---- input checks ---------------------------------------------------- */
+
+/* Strict UTF-8: no overlong forms, surrogates or code points past U+10FFFF. */
+static int valid_utf8(struct sigv4_str s)
+{
+	const unsigned char *p = (const unsigned char *)s.ptr, *end = p + s.len;
+	while (p < end) {
+		unsigned c = *p++;
+		size_t more;
+		unsigned min;
+		if (c < 0x80)
+			continue;
+		else if (c >= 0xc2 && c <= 0xdf)
+			more = 1, min = 0x80, c &= 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			more = 2, min = 0x800, c &= 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			more = 3, min = 0x10000, c &= 0x07;
+		else
+			return 0;
+		if ((size_t)(end - p) < more)
+			return 0;
+		for (; more; more--, p++) {
+			if ((*p & 0xc0) != 0x80)
+				return 0;
+			c = (c << 6) | (*p & 0x3f);
+		}
+		if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+			return 0;
+	}
+	return 1;
+}
+
+static int has_control(struct sigv4_str s)
+{
+	for (size_t i = 0; i < s.len; i++) {
+		unsigned char c = (unsigned char)s.ptr[i];
+		if (c < 0x20 || c == 0x7f)
+			return 1;
+	}
+	return 0;
+}
+
+/* Printable ASCII without space or '/', which would break the credential scope. */
+static int is_scope_safe(struct sigv4_str s, size_t max)
+{
+	if (s.len == 0 || s.len > max)
+		return 0;
+	for (size_t i = 0; i < s.len; i++) {
+		unsigned char c = (unsigned char)s.ptr[i];
+		if (c <= 0x20 || c >= 0x7f || c == '/')
+			return 0;
+	}
+	return 1;
+}
+
+static int is_host_char(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '.' || c == '_';
+}
+
+/*
+** "host", "host:port", "[v6]" or "[v6]:port": fills s->host, dropping the
+** port that is the scheme's default, because clients leave it out of Host.
+*/
+static int parse_authority(struct sigv4_signer *s, struct sigv4_str a, const char *default_port)
+{
+	size_t i = 0;
+	if (a.len && a.ptr[0] == '[') {
+		const char *close = memchr(a.ptr, ']', a.len);
+		if (!close || close == a.ptr + 1)
+			return 0;
+		for (const char *p = a.ptr + 1; p < close; p++)
+			if (!(*p == ':' || *p == '.' || (*p >= '0' && *p <= '9') ||
+			      ((*p | 32) >= 'a' && (*p | 32) <= 'f')))
+				return 0;
+		i = (size_t)(close - a.ptr) + 1;
+	} else {
+		while (i < a.len && is_host_char((unsigned char)a.ptr[i]))
+			i++;
+		if (i == 0)
+			return 0;
+	}
+	size_t host_end = i;
+	if (i < a.len) {
+		if (a.ptr[i] != ':' || a.len - i < 2 || a.len - i > 6)
+			return 0;
+		unsigned port = 0;
+		for (size_t j = i + 1; j < a.len; j++) {
+			if (a.ptr[j] < '0' || a.ptr[j] > '9')
+				return 0;
+			port = port * 10 + (unsigned)(a.ptr[j] - '0');
+		}
+		if (port == 0 || port > 65535)
+			return 0;
+		if (!(a.len - i - 1 == strlen(default_port) &&
+		      memcmp(a.ptr + i + 1, default_port, a.len - i - 1) == 0))
+			host_end = a.len;
+	}
+	if (host_end > SIGV4_MAX_HOST)
+		return 0;
+	memcpy(s->host, a.ptr, host_end);
+	s->host_len = host_end;
+	return 1;
+}
+
+static int has_prefix(struct sigv4_str s, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	return s.len >= n && memcmp(s.ptr, prefix, n) == 0;
+}
+
+static int parse_endpoint(struct sigv4_signer *s, struct sigv4_str e)
+{
+	const char *default_port;
+	if (e.len == 0) {
+		struct out o = { s->host, SIGV4_MAX_HOST, 0 };
+		put_str(&o, LIT("s3."));
+		put(&o, s->region, s->region_len);
+		put_str(&o, LIT(".amazonaws.com"));
+		memcpy(s->scheme, "https", 6);
+		return finish(&o, &s->host_len) == SIGV4_OK;
+	}
+	if (has_prefix(e, "https://")) {
+		memcpy(s->scheme, "https", 6);
+		default_port = "443";
+		e.ptr += 8, e.len -= 8;
+	} else if (has_prefix(e, "http://")) {
+		memcpy(s->scheme, "http", 5);
+		default_port = "80";
+		e.ptr += 7, e.len -= 7;
+	} else {
+		return 0;
+	}
+	if (e.len && e.ptr[e.len - 1] == '/')
+		e.len--;   /* "https://host/" is common; any other path is not supported */
+	return parse_authority(s, e, default_port);
+}
+
+/* Bucket names in a host must be DNS labels; S3's own rules are the caller's policy. */
+static int is_dns_safe(struct sigv4_str b)
+{
+	for (size_t i = 0; i < b.len; i++) {
+		unsigned char c = (unsigned char)b.ptr[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
+			return 0;
+	}
+	return b.len > 0 && b.len <= 63;
+}
+
+static int copy_field(char *dst, size_t *dst_len, size_t max, struct sigv4_str src)
+{
+	if (src.len > max)
+		return 0;
+	memcpy(dst, src.ptr, src.len);
+	*dst_len = src.len;
+	return 1;
+}
+
+#define REFUSE(field) do { if (why) *why = (field); sigv4_signer_wipe(s); return SIGV4_EINVAL; } while (0)
+
+int sigv4_signer_init(struct sigv4_signer *s, const struct sigv4_config *c, const char **why)
+{
+	struct sigv4_str service = c->service.len ? c->service : LIT("s3");
+
+	memset(s, 0, sizeof *s);
+	if (!is_scope_safe(c->access_key_id, SIGV4_MAX_ACCESS_KEY_ID) ||
+	    !copy_field(s->access_key_id, &s->access_key_id_len, SIGV4_MAX_ACCESS_KEY_ID, c->access_key_id))
+		REFUSE("access_key_id: must be 1..128 printable ASCII characters, no space or '/'");
+	if (c->secret_key.len == 0 || has_control(c->secret_key) ||
+	    !copy_field(s->secret_key, &s->secret_key_len, SIGV4_MAX_SECRET_KEY, c->secret_key))
+		REFUSE("secret_key: must be 1..128 bytes without control characters");
+	if ((c->session_token.len && !is_scope_safe(c->session_token, SIGV4_MAX_SESSION_TOKEN)) ||
+	    !copy_field(s->session_token, &s->session_token_len, SIGV4_MAX_SESSION_TOKEN, c->session_token))
+		REFUSE("session_token: must be at most 4096 printable ASCII characters, no space or '/'");
+	if (!is_scope_safe(c->region, SIGV4_MAX_REGION) ||
+	    !copy_field(s->region, &s->region_len, SIGV4_MAX_REGION, c->region))
+		REFUSE("region: must be 1..64 printable ASCII characters, no space or '/'");
+	if (!is_scope_safe(service, SIGV4_MAX_SERVICE) ||
+	    !copy_field(s->service, &s->service_len, SIGV4_MAX_SERVICE, service))
+		REFUSE("service: must be 1..32 printable ASCII characters, no space or '/'");
+	if (c->bucket.len == 0 || memchr(c->bucket.ptr, '/', c->bucket.len) || has_control(c->bucket) ||
+	    !valid_utf8(c->bucket) || !copy_field(s->bucket, &s->bucket_len, SIGV4_MAX_BUCKET, c->bucket))
+		REFUSE("bucket: must be 1..255 bytes of UTF-8 without '/' or control characters");
+	if (!parse_endpoint(s, c->endpoint))
+		REFUSE("endpoint: must be http(s)://host[:port] with no path, query or user name");
+	s->path_style = c->path_style != 0;
+	if (!s->path_style) {
+		if (!is_dns_safe(c->bucket) || s->host[0] == '[')
+			REFUSE("bucket: not usable in a host name (lowercase letters, digits, '-', '.'): use path style");
+		memmove(s->host + c->bucket.len + 1, s->host, s->host_len);
+		memcpy(s->host, c->bucket.ptr, c->bucket.len);
+		s->host[c->bucket.len] = '.';
+		s->host_len += c->bucket.len + 1;
+	}
+	return SIGV4_OK;
+}
+
+#undef REFUSE
+
+void sigv4_signer_wipe(struct sigv4_signer *s)
+{
+	sigv4_wipe(s, sizeof *s);
+}
+
+int sigv4_bucket_url(char *out, size_t cap, size_t *len, const struct sigv4_signer *s)
+{
+	struct out o = { out, cap, 0 };
+	put_str(&o, str(s->scheme, strlen(s->scheme)));
+	put_str(&o, LIT("://"));
+	put(&o, s->host, s->host_len);
+	if (s->path_style) {
+		put_char(&o, '/');
+		put_encoded(&o, str(s->bucket, s->bucket_len), 0);
+	}
+	return finish(&o, len);
+}
+
+/* Re-derive the signing key and its HMAC states when the UTC day changes. */
+static int refresh_key(struct sigv4_signer *s, const char amz_date[SIGV4_AMZ_DATE_LEN])
+{
+	if (s->key_day[0] && memcmp(s->key_day, amz_date, 8) == 0)
+		return SIGV4_OK;
+	memset(s->key_day, 0, sizeof s->key_day);
+	int status = sigv4_derive_key(s->signing_key, str(s->secret_key, s->secret_key_len), amz_date,
+	                              str(s->region, s->region_len), str(s->service, s->service_len));
+	if (status == SIGV4_OK)
+		status = hmac_key(&s->hmac_inner, &s->hmac_outer, s->signing_key, SIGV4_KEY_LEN);
+	if (status == SIGV4_OK)
+		memcpy(s->key_day, amz_date, 8);
+	return status;
+}
+
+static int valid_request(const struct sigv4_request *r)
+{
+	if (r->method.len == 0 || r->method.len > 16)
+		return 0;
+	for (size_t i = 0; i < r->method.len; i++)
+		if (r->method.ptr[i] < 'A' || r->method.ptr[i] > 'Z')
+			return 0;
+	if (r->key.len == 0 || r->key.len > SIGV4_MAX_KEY || memchr(r->key.ptr, 0, r->key.len) ||
+	    !valid_utf8(r->key))
+		return 0;
+	if (r->expires < 1 || r->expires > SIGV4_MAX_EXPIRES)
+		return 0;
+	if (r->header_count > SIGV4_MAX_PAIRS || r->query_count > SIGV4_MAX_PAIRS - 6)
+		return 0;
+	for (size_t i = 0; i < r->header_count; i++)
+		if (lowercase_compare(r->headers[i].name, LIT("host")) == 0)
+			return 0;   /* the signer owns Host */
+	for (size_t i = 0; i < r->query_count; i++) {
+		struct sigv4_str name = r->query[i].name;
+		if (name.len >= 6 && lowercase_compare(str(name.ptr, 6), LIT("x-amz-")) == 0)
+			return 0;   /* the signer owns the authentication parameters */
+	}
+	return 1;
+}
+
+static size_t format_u32(char out[10], uint32_t v)
+{
+	char tmp[10];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/* Byte range of line number `line` (0-based) of a canonical request. */
+static struct sigv4_str line_of(const char *text, size_t len, int line)
+{
+	const char *p = text, *end = text + len;
+	for (; line > 0; line--)
+		p = (const char *)memchr(p, '\n', (size_t)(end - p)) + 1;
+	const char *nl = memchr(p, '\n', (size_t)(end - p));
+	return str(p, (size_t)((nl ? nl : end) - p));
+}
+
+int sigv4_presign(char *url, size_t cap, size_t *len, struct sigv4_signer *s,
+                  const struct sigv4_request *r, char *creq, size_t creq_cap, size_t *creq_len)
+{
+	char amz_date[SIGV4_AMZ_DATE_LEN], expires[10];
+	char credential[SIGV4_MAX_ACCESS_KEY_ID + 1 + 8 + 1 + SIGV4_MAX_REGION + 1 + SIGV4_MAX_SERVICE + 13];
+	char signed_headers[(SIGV4_MAX_PAIRS + 1) * 64];
+	char path[1 + SIGV4_MAX_BUCKET + 1 + SIGV4_MAX_KEY];
+	char sts[sizeof ALGORITHM + SIGV4_AMZ_DATE_LEN + sizeof credential + SIGV4_HEX_LEN + 3];
+	struct sigv4_pair headers[SIGV4_MAX_PAIRS + 1], query[SIGV4_MAX_PAIRS];
+	const struct sigv4_pair *sorted[SIGV4_MAX_PAIRS + 1];
+	size_t n_headers = 0, n_query = 0, cred_len, scope_len, sh_len, creq_n, sts_len;
+	uint8_t mac[SIGV4_KEY_LEN];
+	char signature[SIGV4_HEX_LEN];
+	int status;
+
+	if (!valid_request(r) || sigv4_amz_date(amz_date, r->now) != SIGV4_OK)
+		return SIGV4_EINVAL;
+	if ((status = refresh_key(s, amz_date)) != SIGV4_OK)
+		return status;
+
+	/* X-Amz-Credential is the access key id, then the scope */
+	memcpy(credential, s->access_key_id, s->access_key_id_len);
+	credential[s->access_key_id_len] = '/';
+	cred_len = s->access_key_id_len + 1;
+	if (sigv4_scope(credential + cred_len, sizeof credential - cred_len, &scope_len, amz_date,
+	                str(s->region, s->region_len), str(s->service, s->service_len)) != SIGV4_OK)
+		return SIGV4_EINVAL;
+
+	headers[n_headers++] = (struct sigv4_pair){ LIT("host"), str(s->host, s->host_len) };
+	memcpy(headers + n_headers, r->headers, r->header_count * sizeof *headers);
+	n_headers += r->header_count;
+	if ((status = sorted_headers(sorted, headers, n_headers)) != SIGV4_OK)
+		return status;
+	struct out sh = { signed_headers, sizeof signed_headers, 0 };
+	put_signed_headers(&sh, sorted, n_headers);
+	if (finish(&sh, &sh_len) != SIGV4_OK)
+		return SIGV4_EINVAL;
+
+	/* already in canonical order: the sort below only has to confirm it */
+	query[n_query++] = (struct sigv4_pair){ LIT("X-Amz-Algorithm"), LIT(ALGORITHM) };
+	query[n_query++] = (struct sigv4_pair){ LIT("X-Amz-Credential"), str(credential, cred_len + scope_len) };
+	query[n_query++] = (struct sigv4_pair){ LIT("X-Amz-Date"), str(amz_date, sizeof amz_date) };
+	query[n_query++] = (struct sigv4_pair){ LIT("X-Amz-Expires"), str(expires, format_u32(expires, r->expires)) };
+	if (s->session_token_len)
+		query[n_query++] = (struct sigv4_pair){ LIT("X-Amz-Security-Token"),
+		                                        str(s->session_token, s->session_token_len) };
+	query[n_query++] = (struct sigv4_pair){ LIT("X-Amz-SignedHeaders"), str(signed_headers, sh_len) };
+	memcpy(query + n_query, r->query, r->query_count * sizeof *query);
+	n_query += r->query_count;
+
+	struct out p = { path, sizeof path, 0 };
+	put_char(&p, '/');
+	if (s->path_style) {
+		put(&p, s->bucket, s->bucket_len);
+		put_char(&p, '/');
+	}
+	put_str(&p, r->key);
+
+	struct sigv4_canonical c = {
+		r->method, str(path, p.len), query, n_query, headers, n_headers, LIT(UNSIGNED_PAYLOAD)
+	};
+	status = sigv4_canonical_request(creq, creq_cap, &creq_n, &c);
+	if (creq_len)
+		*creq_len = creq_n;
+	if (status != SIGV4_OK)
+		return status;
+
+	if ((status = sigv4_string_to_sign(sts, sizeof sts, &sts_len, amz_date,
+	                                   str(credential + cred_len, scope_len), str(creq, creq_n))) != SIGV4_OK)
+		return status;
+	if ((status = hmac_finish(mac, &s->hmac_inner, &s->hmac_outer, str(sts, sts_len))) != SIGV4_OK)
+		return status;
+	hex(signature, mac, sizeof mac);
+
+	/* the URL reuses the encoded path and query of the canonical request */
+	struct out o = { url, cap, 0 };
+	put_str(&o, str(s->scheme, strlen(s->scheme)));
+	put_str(&o, LIT("://"));
+	put(&o, s->host, s->host_len);
+	put_str(&o, line_of(creq, creq_n, 1));
+	put_char(&o, '?');
+	put_str(&o, line_of(creq, creq_n, 2));
+	put_str(&o, LIT("&X-Amz-Signature="));
+	put(&o, signature, sizeof signature);
+	return finish(&o, len);
+}
