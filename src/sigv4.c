@@ -69,7 +69,9 @@ static void put_str(struct out *o, struct sigv4_str s)
 
 static void put_char(struct out *o, char c)
 {
-	put(o, &c, 1);
+	if (o->len < o->cap)
+		o->p[o->len] = c;
+	o->len++;
 }
 
 static int finish(const struct out *o, size_t *len)
@@ -82,21 +84,32 @@ static int finish(const struct out *o, size_t *len)
 /* RFC 3986 unreserved: the only bytes SigV4 leaves unescaped. */
 static int is_unreserved(unsigned char c)
 {
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	       c == '-' || c == '.' || c == '_' || c == '~';
+	static const uint32_t set[8] = {   /* bit c%32 of word c/32 */
+		0, 0x03ff6000, 0x87fffffe, 0x47fffffe, 0, 0, 0, 0
+	};
+	return (set[c >> 5] >> (c & 31)) & 1;
 }
 
 static void put_encoded(struct out *o, struct sigv4_str s, int keep_slash)
 {
+	size_t need = 0;
 	for (size_t i = 0; i < s.len; i++) {
 		unsigned char c = (unsigned char)s.ptr[i];
-		if (is_unreserved(c) || (keep_slash && c == '/')) {
-			put_char(o, (char)c);
-		} else {
-			char esc[3] = { '%', hex_upper[c >> 4], hex_upper[c & 15] };
-			put(o, esc, 3);
+		need += is_unreserved(c) || (keep_slash && c == '/') ? 1 : 3;
+	}
+	if (o->len + need <= o->cap) {
+		char *d = o->p + o->len;
+		for (size_t i = 0; i < s.len; i++) {
+			unsigned char c = (unsigned char)s.ptr[i];
+			if (is_unreserved(c) || (keep_slash && c == '/')) {
+				*d++ = (char)c;
+			} else {
+				d[0] = '%', d[1] = hex_upper[c >> 4], d[2] = hex_upper[c & 15];
+				d += 3;
+			}
 		}
 	}
+	o->len += need;
 }
 
 int sigv4_uri_encode(char *dst, size_t cap, size_t *len, struct sigv4_str src, int keep_slash)
@@ -485,17 +498,23 @@ static int has_control(struct sigv4_str s)
 	return 0;
 }
 
-/* Printable ASCII without space or '/', which would break the credential scope. */
-static int is_scope_safe(struct sigv4_str s, size_t max)
+/* 1..max bytes of printable ASCII without space, and without '/' if no_slash. */
+static int is_printable(struct sigv4_str s, size_t max, int no_slash)
 {
 	if (s.len == 0 || s.len > max)
 		return 0;
 	for (size_t i = 0; i < s.len; i++) {
 		unsigned char c = (unsigned char)s.ptr[i];
-		if (c <= 0x20 || c >= 0x7f || c == '/')
+		if (c <= 0x20 || c >= 0x7f || (no_slash && c == '/'))
 			return 0;
 	}
 	return 1;
+}
+
+/* Fields of the credential scope, which '/' separates. */
+static int is_scope_safe(struct sigv4_str s, size_t max)
+{
+	return is_printable(s, max, 1);
 }
 
 static int is_host_char(unsigned char c)
@@ -615,9 +634,9 @@ int sigv4_signer_init(struct sigv4_signer *s, const struct sigv4_config *c, cons
 	if (c->secret_key.len == 0 || has_control(c->secret_key) ||
 	    !copy_field(s->secret_key, &s->secret_key_len, SIGV4_MAX_SECRET_KEY, c->secret_key))
 		REFUSE("secret_key: must be 1..128 bytes without control characters");
-	if ((c->session_token.len && !is_scope_safe(c->session_token, SIGV4_MAX_SESSION_TOKEN)) ||
+	if ((c->session_token.len && !is_printable(c->session_token, SIGV4_MAX_SESSION_TOKEN, 0)) ||
 	    !copy_field(s->session_token, &s->session_token_len, SIGV4_MAX_SESSION_TOKEN, c->session_token))
-		REFUSE("session_token: must be at most 4096 printable ASCII characters, no space or '/'");
+		REFUSE("session_token: must be at most 4096 printable ASCII characters, no space");
 	if (!is_scope_safe(c->region, SIGV4_MAX_REGION) ||
 	    !copy_field(s->region, &s->region_len, SIGV4_MAX_REGION, c->region))
 		REFUSE("region: must be 1..64 printable ASCII characters, no space or '/'");
