@@ -8,7 +8,7 @@ DESTDIR ?=
 PKG_CONFIG ?= pkg-config
 LUA_PC ?= lua5.4
 LUA ?= lua5.4
-BUSTED ?= busted
+BUSTED ?= $(LUA) /usr/bin/busted   # Debian's busted runs on whatever 'lua' is; pin 5.4
 PYTHON ?= /usr/bin/python3
 VALGRIND ?= valgrind
 
