@@ -1,0 +1,103 @@
+-- XEP-0363 slot requests: parsing, strict field checks and replies.
+-- Pure functions of their arguments, so busted can test them without a server.
+
+local st = require "util.stanza";
+
+local NS = "urn:xmpp:http:upload:0";
+local NS_LEGACY = "urn:xmpp:http:upload";
+
+local MAX_FILENAME = 255; -- bytes; longer names are refused, not truncated
+
+-- The <request/> of an iq, read the way its namespace spells it.
+local function parse(request)
+	if request.attr.xmlns == NS then
+		return request.attr.filename, request.attr.size, request.attr["content-type"];
+	end
+	return request:get_child_text("filename"), request:get_child_text("size"), request:get_child_text("content-type");
+end
+
+-- Code points that make a name display differently from what it is:
+-- bidi overrides and isolates, direction marks, and the Arabic letter mark.
+local function is_deceptive(cp)
+	return (cp >= 0x202A and cp <= 0x202E) or (cp >= 0x2066 and cp <= 0x2069)
+		or cp == 0x200E or cp == 0x200F or cp == 0x061C;
+end
+
+-- nil when the name is acceptable, else why not (for the error's <text>).
+local function check_filename(name)
+	if not name or name == "" then
+		return "File name missing";
+	elseif #name > MAX_FILENAME then
+		return "File name longer than " .. MAX_FILENAME .. " bytes";
+	elseif name:find("[/\\]") then
+		return "File name contains a path separator";
+	elseif name:find("^[%s.]+$") then
+		return "File name has no name in it";
+	elseif not utf8.len(name) then
+		return "File name is not valid UTF-8";
+	end
+	for _, cp in utf8.codes(name) do
+		if cp < 0x20 or (cp >= 0x7F and cp <= 0x9F) then
+			return "File name contains control characters";
+		elseif is_deceptive(cp) then
+			return "File name contains bidirectional control characters";
+		end
+	end
+end
+
+-- Decimal digits only: no sign, space, hex, exponent or fraction, and no
+-- float conversion that could round. Returns the size, or nil and "format"
+-- or "too-large" (more digits than any allowed size has).
+local function parse_size(text)
+	if not text or not text:find("^%d+$") then
+		return nil, "format";
+	end
+	local digits = text:gsub("^0+", "");
+	if #digits > 15 then
+		return nil, "too-large";
+	end
+	return math.tointeger(tonumber(digits == "" and "0" or digits));
+end
+
+-- RFC 6838 type/subtype, optionally with RFC 9110 parameters.
+local TOKEN = "[%w!#$&%-%^_.+]+";
+local function check_content_type(ctype)
+	if #ctype > 255 then
+		return "Content type longer than 255 bytes";
+	end
+	local rest = ctype:match("^" .. TOKEN .. "/" .. TOKEN .. "(.*)$");
+	if not rest then
+		return "Content type is not type/subtype";
+	end
+	while rest ~= "" do
+		local value, tail = rest:match("^ *; *" .. TOKEN .. "=(%b\"\")(.*)$");
+		if not value then
+			value, tail = rest:match("^ *; *" .. TOKEN .. "=(" .. TOKEN .. ")(.*)$");
+		end
+		if not value or value:find("[%c\128-\255]") then
+			return "Content type has malformed parameters";
+		end
+		rest = tail;
+	end
+end
+
+-- <slot/> in the request's namespace: attributes for :0, text for the legacy one.
+local function slot_reply(stanza, ns, put_url, get_url)
+	local reply = st.reply(stanza):tag("slot", { xmlns = ns });
+	if ns == NS then
+		reply:tag("put", { url = put_url }):up():tag("get", { url = get_url }):up();
+	else
+		reply:text_tag("put", put_url):text_tag("get", get_url);
+	end
+	return reply:reset();
+end
+
+return {
+	NS = NS;
+	NS_LEGACY = NS_LEGACY;
+	parse = parse;
+	check_filename = check_filename;
+	parse_size = parse_size;
+	check_content_type = check_content_type;
+	slot_reply = slot_reply;
+};

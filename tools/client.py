@@ -1,0 +1,121 @@
+"""A real XMPP client (slixmpp) that requests XEP-0363 upload slots and uses them.
+
+Run with /usr/bin/python3 (Debian's python3-slixmpp). All calls are bounded by
+timeouts; the event loop is driven from synchronous code through run().
+"""
+import asyncio
+import http.client
+import logging
+import urllib.parse
+import xml.etree.ElementTree as ET
+
+import slixmpp
+from slixmpp.exceptions import IqError, IqTimeout
+
+NS = "urn:xmpp:http:upload:0"
+NS_LEGACY = "urn:xmpp:http:upload"
+TIMEOUT = 10
+
+logging.getLogger("slixmpp").setLevel(logging.CRITICAL)
+
+
+class SlotError(Exception):
+    """The service answered a slot request with an error stanza."""
+
+    def __init__(self, error_type, condition, text, extra):
+        super().__init__("%s/%s: %s" % (error_type, condition, text))
+        self.type, self.condition, self.text, self.extra = error_type, condition, text, extra
+
+
+class Client:
+    def __init__(self, jid, password, port):
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self.xmpp = slixmpp.ClientXMPP(jid, password)
+        self.xmpp.register_plugin("xep_0030")
+        self.xmpp.register_plugin("xep_0199")
+        ready = self.loop.create_future()
+        self.xmpp.add_event_handler("session_start", lambda _: ready.done() or ready.set_result(True))
+        self.xmpp.add_event_handler("failed_auth", lambda _: ready.done() or ready.set_exception(
+            RuntimeError("authentication failed for %s" % jid)))
+        self.xmpp.connect(("127.0.0.1", port), force_starttls=False, disable_starttls=True)
+        self.run(asyncio.wait_for(ready, TIMEOUT))
+        self.xmpp.send_presence()
+
+    def run(self, coroutine):
+        return self.loop.run_until_complete(coroutine)
+
+    def close(self):
+        self.xmpp.disconnect()
+        self.run(asyncio.wait_for(self.xmpp.disconnected, TIMEOUT))
+        tasks = asyncio.all_tasks(self.loop)
+        for task in tasks:
+            task.cancel()
+        self.run(asyncio.gather(*tasks, return_exceptions=True))
+        self.loop.close()
+
+    def disco_info(self, jid):
+        info = self.run(self.xmpp["xep_0030"].get_info(jid=jid, timeout=TIMEOUT))["disco_info"]
+        return info
+
+    def disco_items(self, jid):
+        return [item[0] for item in self.run(self.xmpp["xep_0030"].get_items(jid=jid, timeout=TIMEOUT))
+                ["disco_items"]["items"]]
+
+    def find_upload_service(self, domain):
+        """The JID whose disco#info has the upload feature: the domain or one of its items."""
+        for jid in [domain] + self.disco_items(domain):
+            if NS in self.disco_info(jid)["features"]:
+                return jid
+        return None
+
+    def request_slot(self, service, filename, size, content_type=None, ns=NS, iq_type="get"):
+        """(put_url, get_url, put_headers) or raise SlotError."""
+        request = ET.Element("{%s}request" % ns)
+        if ns == NS:
+            request.set("filename", filename)
+            request.set("size", str(size))
+            if content_type is not None:
+                request.set("content-type", content_type)
+        else:
+            for name, value in (("filename", filename), ("size", str(size)), ("content-type", content_type)):
+                if value is not None:
+                    ET.SubElement(request, "{%s}%s" % (ns, name)).text = value
+        iq = self.xmpp.make_iq(ito=service, itype=iq_type)
+        iq.append(request)
+        try:
+            reply = self.run(iq.send(timeout=TIMEOUT))
+        except IqError as e:
+            err = e.iq.xml.find("{jabber:client}error")
+            condition = next((c.tag.split("}")[1] for c in err
+                              if c.tag.startswith("{urn:ietf:params:xml:ns:xmpp-stanzas}") and not c.tag.endswith("}text")),
+                             None)
+            text = err.findtext("{urn:ietf:params:xml:ns:xmpp-stanzas}text")
+            extra = [c for c in err if not c.tag.startswith("{urn:ietf:params:xml:ns:xmpp-stanzas}")]
+            raise SlotError(err.get("type"), condition, text, extra) from None
+        except IqTimeout:
+            raise SlotError("timeout", "timeout", "no reply within %ds" % TIMEOUT, []) from None
+        slot = reply.xml.find("{%s}slot" % ns)
+        if ns == NS:
+            put, get = slot.find("{%s}put" % ns), slot.find("{%s}get" % ns)
+            headers = {h.get("name"): h.text for h in put.findall("{%s}header" % ns)}
+            return put.get("url"), get.get("url"), headers
+        return slot.findtext("{%s}put" % ns), slot.findtext("{%s}get" % ns), {}
+
+    def ping(self, jid):
+        self.run(self.xmpp["xep_0199"].ping(jid=jid, timeout=TIMEOUT))
+
+
+def http_request(method, url, body=None, headers=None):
+    """(status, body bytes, response headers) for one request, as a client uploads:
+    Content-Length always, other headers as given."""
+    u = urllib.parse.urlsplit(url)
+    conn_class = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
+    conn = conn_class(u.hostname, u.port, timeout=30)
+    try:
+        path = u.path + ("?" + u.query if u.query else "")
+        conn.request(method, path, body=body, headers=dict(headers or {}))
+        response = conn.getresponse()
+        return response.status, response.read(), dict(response.getheaders())
+    finally:
+        conn.close()
