@@ -8,9 +8,12 @@ DESTDIR ?=
 PKG_CONFIG ?= pkg-config
 LUA_PC ?= lua5.4
 LUA ?= lua5.4
-BUSTED ?= $(LUA) /usr/bin/busted   # Debian's busted runs on whatever 'lua' is; pin 5.4
+# Debian's busted runs on whatever 'lua' is; pin 5.4
+BUSTED ?= $(LUA) /usr/bin/busted
 PYTHON ?= /usr/bin/python3
 VALGRIND ?= valgrind
+# Prosody's own Lua tree, for util.stanza in the specs
+PROSODY_SRC ?= /usr/lib/prosody
 
 # The .so goes where Lua 5.4 looks for C modules, the plugin where Prosody looks.
 LUA_CMODDIR ?= $(shell $(PKG_CONFIG) --variable=INSTALL_CMOD $(LUA_PC))
@@ -29,7 +32,7 @@ SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-san
 B = build
 CORE = src/sigv4.c src/sigv4.h
 
-.PHONY: all test check test-c test-san test-valgrind test-lua test-crosscheck bench \
+.PHONY: all test check test-c test-san test-valgrind test-lua test-crosscheck test-integration bench \
         demo deps install uninstall clean
 
 all: $(B)/s3sign.so
@@ -63,7 +66,7 @@ $(B)/bench_sigv4: bench/bench_sigv4.c $(CORE) | $(B)
 	$(CC) $(ALL_CFLAGS) -O2 -Isrc -o $@ bench/bench_sigv4.c src/sigv4.c $(LDFLAGS) $(CRYPTO_LIBS)
 
 test: check
-check: test-c test-san test-valgrind test-lua test-crosscheck
+check: test-c test-san test-valgrind test-lua test-crosscheck test-integration
 
 test-c: $(B)/test_sigv4 $(B)/test_binding
 	$(B)/test_sigv4 tests/vectors
@@ -78,27 +81,33 @@ test-valgrind: $(B)/test_binding
 		$(B)/test_binding 100000
 
 test-lua: $(B)/s3sign.so
-	$(BUSTED) --lpath='lua/?.lua;tests/spec/?.lua' --cpath='$(B)/?.so' tests/spec
+	$(BUSTED) --lpath='$(PROSODY_SRC)/?.lua' --cpath='$(B)/?.so;$(PROSODY_SRC)/?.so' tests/spec
 
 test-crosscheck: $(B)/s3sign.so
 	$(PYTHON) tests/crosscheck/botocore_crosscheck.py --cases 2000 --lua $(LUA) --cpath '$(B)/?.so'
+
+test-integration: $(B)/s3sign.so
+	$(PYTHON) tests/integration/test_upload.py
 
 bench: $(B)/s3sign.so $(B)/bench_sigv4
 	$(PYTHON) bench/run.py --build $(B) --lua $(LUA)
 
 demo: $(B)/s3sign.so
-	$(LUA) -e 'package.cpath="$(B)/?.so;"..package.cpath' bench/demo.lua
+	$(PYTHON) tools/demo.py $(DEMO_ARGS)
 
 deps:
 	@sh tools/deps.sh
 
+MODULE_FILES = lua/mod_http_upload_s3/mod_http_upload_s3.lua lua/mod_http_upload_s3/request.lib.lua
+
 install: $(B)/s3sign.so
-	install -d $(DESTDIR)$(LUA_CMODDIR) $(DESTDIR)$(PROSODY_MODDIR)
+	install -d $(DESTDIR)$(LUA_CMODDIR) $(DESTDIR)$(PROSODY_MODDIR)/mod_http_upload_s3
 	install -m 755 $(B)/s3sign.so $(DESTDIR)$(LUA_CMODDIR)/s3sign.so
-	install -m 644 lua/mod_http_upload_s3.lua $(DESTDIR)$(PROSODY_MODDIR)/mod_http_upload_s3.lua
+	install -m 644 $(MODULE_FILES) $(DESTDIR)$(PROSODY_MODDIR)/mod_http_upload_s3/
 
 uninstall:
-	rm -f $(DESTDIR)$(LUA_CMODDIR)/s3sign.so $(DESTDIR)$(PROSODY_MODDIR)/mod_http_upload_s3.lua
+	rm -f $(DESTDIR)$(LUA_CMODDIR)/s3sign.so
+	rm -rf $(DESTDIR)$(PROSODY_MODDIR)/mod_http_upload_s3
 
 clean:
 	rm -rf $(B)
