@@ -112,8 +112,9 @@ static lua_Integer opt_integer(lua_State *L, int t, const char *field, lua_Integ
 {
 	lua_Integer v = dflt;
 	if (lua_getfield(L, t, field) != LUA_TNIL) {
-		int isint;
-		v = lua_tointegerx(L, -1, &isint);
+		int isint = 0;
+		if (lua_type(L, -1) == LUA_TNUMBER)   /* no silent conversion of strings */
+			v = lua_tointegerx(L, -1, &isint);
 		if (!isint)
 			luaL_error(L, "bad config field '%s' (integer expected, got %s)", field, luaL_typename(L, -1));
 	}
@@ -238,6 +239,7 @@ static int l_presign(lua_State *L)
 	struct signer *s = check_signer(L);
 	size_t name_len, type_len = 0;
 	const char *name = luaL_checklstring(L, 2, &name_len);
+	luaL_checktype(L, 3, LUA_TNUMBER);
 	lua_Integer size = luaL_checkinteger(L, 3);
 	const char *type = luaL_optlstring(L, 4, "", &type_len);
 	struct slot_options o;

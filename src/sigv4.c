@@ -6,6 +6,11 @@
  *   signing key -> URL assembled from pieces of the canonical request.
  * S3 differs from the generic SigV4 services in two ways that matter here:
  * the path is encoded once (not twice) and is never normalised.
+ *
+ * Speed: a presigned URL costs about eleven SHA-256 blocks; everything else
+ * should cost less than that. So bytes are written in runs, with one bounds
+ * check per run, and whatever only changes with the configuration, the day
+ * or the second is encoded or hashed once and kept in the signer.
  */
 #define OPENSSL_SUPPRESS_DEPRECATED  /* SHA256_* : the EVP layer costs ~10% per URL */
 #include "sigv4.h"
@@ -18,6 +23,7 @@
 #define ALGORITHM "AWS4-HMAC-SHA256"
 #define UNSIGNED_PAYLOAD "UNSIGNED-PAYLOAD"
 #define SHA256_BLOCK 64
+#define AUTH_PREFIX "X-Amz-"      /* the parameters the signer adds all start so */
 
 static const char hex_upper[] = "0123456789ABCDEF";
 static const char hex_lower[] = "0123456789abcdef";
@@ -48,17 +54,25 @@ static struct sigv4_str str(const char *p, size_t n)
 
 /*
 ** An output buffer that keeps counting past its capacity, so that a failed
-** call can report the size it needed (like snprintf).
+** call can report the size it needed (like snprintf). Writers check the
+** capacity once per run of bytes (room), never per byte.
 */
 struct out {
 	char *p;
 	size_t cap, len;
 };
 
+/* Where n more bytes go, or NULL when they do not fit. */
+static char *room(const struct out *o, size_t n)
+{
+	return o->len <= o->cap && n <= o->cap - o->len ? o->p + o->len : NULL;
+}
+
 static void put(struct out *o, const char *p, size_t n)
 {
-	if (o->len + n <= o->cap)
-		memcpy(o->p + o->len, p, n);
+	char *d = room(o, n);
+	if (d)
+		memcpy(d, p, n);
 	o->len += n;
 }
 
@@ -69,8 +83,9 @@ static void put_str(struct out *o, struct sigv4_str s)
 
 static void put_char(struct out *o, char c)
 {
-	if (o->len < o->cap)
-		o->p[o->len] = c;
+	char *d = room(o, 1);
+	if (d)
+		*d = c;
 	o->len++;
 }
 
@@ -81,41 +96,68 @@ static int finish(const struct out *o, size_t *len)
 	return o->len <= o->cap ? SIGV4_OK : SIGV4_ENOSPC;
 }
 
-/* RFC 3986 unreserved: the only bytes SigV4 leaves unescaped. */
-static int is_unreserved(unsigned char c)
+/* ---- byte classes and URI encoding ------------------------------------ */
+
+/* 256-bit sets: bit c%32 of word c/32. */
+typedef uint32_t byte_set[8];
+
+/* RFC 3986 unreserved A-Za-z0-9-._~: the only bytes SigV4 leaves unescaped. */
+static const byte_set unreserved = { 0, 0x03ff6000, 0x87fffffe, 0x47fffffe, 0, 0, 0, 0 };
+/* The same plus '/', for object key paths. */
+static const byte_set unreserved_or_slash = { 0, 0x03ffe000, 0x87fffffe, 0x47fffffe, 0, 0, 0, 0 };
+/* RFC 9110 tchar: unreserved plus !#$%&'*+^`| ; header field names. */
+static const byte_set tchar = { 0, 0x03ff6cfa, 0xc7fffffe, 0x57ffffff, 0, 0, 0, 0 };
+
+static int in_set(const byte_set set, unsigned char c)
 {
-	static const uint32_t set[8] = {   /* bit c%32 of word c/32 */
-		0, 0x03ff6000, 0x87fffffe, 0x47fffffe, 0, 0, 0, 0
-	};
 	return (set[c >> 5] >> (c & 31)) & 1;
 }
 
-static void put_encoded(struct out *o, struct sigv4_str s, int keep_slash)
+static const uint32_t *kept_set(int keep_slash)
 {
-	size_t need = 0;
+	return keep_slash ? unreserved_or_slash : unreserved;
+}
+
+static size_t encoded_len(struct sigv4_str s, const byte_set keep)
+{
+	size_t n = s.len;
+	for (size_t i = 0; i < s.len; i++)
+		n += in_set(keep, (unsigned char)s.ptr[i]) ? 0 : 2;
+	return n;
+}
+
+static char *encode_to(char *d, struct sigv4_str s, const byte_set keep)
+{
 	for (size_t i = 0; i < s.len; i++) {
 		unsigned char c = (unsigned char)s.ptr[i];
-		need += is_unreserved(c) || (keep_slash && c == '/') ? 1 : 3;
-	}
-	if (o->len + need <= o->cap) {
-		char *d = o->p + o->len;
-		for (size_t i = 0; i < s.len; i++) {
-			unsigned char c = (unsigned char)s.ptr[i];
-			if (is_unreserved(c) || (keep_slash && c == '/')) {
-				*d++ = (char)c;
-			} else {
-				d[0] = '%', d[1] = hex_upper[c >> 4], d[2] = hex_upper[c & 15];
-				d += 3;
-			}
+		if (in_set(keep, c)) {
+			*d++ = (char)c;
+		} else {
+			d[0] = '%', d[1] = hex_upper[c >> 4], d[2] = hex_upper[c & 15];
+			d += 3;
 		}
 	}
-	o->len += need;
+	return d;
+}
+
+/* Encoding at most triples the length: when that fits, one pass suffices. */
+static void put_encoded(struct out *o, struct sigv4_str s, const byte_set keep)
+{
+	char *d = room(o, 3 * s.len);
+	if (d) {
+		o->len = (size_t)(encode_to(d, s, keep) - o->p);
+		return;
+	}
+	size_t n = encoded_len(s, keep);
+	if ((d = room(o, n)))
+		encode_to(d, s, keep);
+	o->len += n;
 }
 
 int sigv4_uri_encode(char *dst, size_t cap, size_t *len, struct sigv4_str src, int keep_slash)
 {
 	struct out o = { dst, cap, 0 };
-	put_encoded(&o, src, keep_slash);
+	put_encoded(&o, src, kept_set(keep_slash));
 	return finish(&o, len);
 }
 
@@ -132,7 +174,7 @@ static int encoded_compare(struct sigv4_str a, struct sigv4_str b)
 		unsigned char x = (unsigned char)a.ptr[i], y = (unsigned char)b.ptr[i];
 		if (x == y)
 			continue;
-		int ux = is_unreserved(x), uy = is_unreserved(y);
+		int ux = in_set(unreserved, x), uy = in_set(unreserved, y);
 		if (ux != uy)
 			return ux ? 1 : -1;
 		return x < y ? -1 : 1;
@@ -162,36 +204,45 @@ static int query_compare(const struct sigv4_pair *a, const struct sigv4_pair *b)
 	return c ? c : encoded_compare(a->value, b->value);
 }
 
-/* Insertion sort of pointers: the lists are short and usually sorted already. */
-static void sort_pairs(const struct sigv4_pair **v, size_t n,
-                       int (*cmp)(const struct sigv4_pair *, const struct sigv4_pair *))
-{
-	for (size_t i = 1; i < n; i++) {
-		const struct sigv4_pair *x = v[i];
-		size_t j = i;
-		for (; j > 0 && cmp(v[j - 1], x) > 0; j--)
-			v[j] = v[j - 1];
-		v[j] = x;
-	}
-}
-
 static int header_compare(const struct sigv4_pair *a, const struct sigv4_pair *b)
 {
 	return lowercase_compare(a->name, b->name);
 }
 
-/* Header field names are RFC 9110 tokens. */
-static int is_tchar(unsigned char c)
+/*
+** Insertion sort of pointers: the lists are short and usually sorted already.
+** Returns whether two elements compared equal. Inserting x into a prefix
+** without equal elements compares x with its equal if it has one, so for a
+** caller that stops at the first tie this is a complete duplicate check.
+*/
+static int sort_pairs(const struct sigv4_pair **v, size_t n,
+                      int (*cmp)(const struct sigv4_pair *, const struct sigv4_pair *))
 {
-	return is_unreserved(c) || (c && strchr("!#$%&'*+^`|", c));
+	int tie = 0;
+	for (size_t i = 1; i < n; i++) {
+		const struct sigv4_pair *x = v[i];
+		size_t j = i;
+		for (; j > 0; j--) {
+			int c = cmp(v[j - 1], x);
+			if (c <= 0) {
+				tie |= c == 0;
+				break;
+			}
+			v[j] = v[j - 1];
+		}
+		v[j] = x;
+	}
+	return tie;
 }
+
+/* ---- canonical request ------------------------------------------------ */
 
 static int valid_header(const struct sigv4_pair *h)
 {
 	if (h->name.len == 0)
 		return 0;
 	for (size_t i = 0; i < h->name.len; i++)
-		if (!is_tchar((unsigned char)h->name.ptr[i]))
+		if (!in_set(tchar, (unsigned char)h->name.ptr[i]))
 			return 0;
 	for (size_t i = 0; i < h->value.len; i++) {
 		unsigned char c = (unsigned char)h->value.ptr[i];
@@ -201,16 +252,33 @@ static int valid_header(const struct sigv4_pair *h)
 	return 1;
 }
 
-static void put_lowercase(struct out *o, struct sigv4_str s)
+/* Check and sort headers by name in place; EINVAL on a bad or repeated name. */
+static int sort_headers(const struct sigv4_pair **v, size_t n)
 {
-	for (size_t i = 0; i < s.len; i++)
-		put_char(o, (char)lower((unsigned char)s.ptr[i]));
+	if (n > SIGV4_MAX_PAIRS + 1)
+		return SIGV4_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!valid_header(v[i]))
+			return SIGV4_EINVAL;
+	return sort_pairs(v, n, header_compare) ? SIGV4_EINVAL : SIGV4_OK;
 }
 
-/* SigV4 "Trimall": no leading or trailing spaces, inner runs become one. */
-static void put_trimmed(struct out *o, struct sigv4_str s)
+static void put_lowercase(struct out *o, struct sigv4_str s)
 {
-	size_t i = 0, end = s.len;
+	char *d = room(o, s.len);
+	if (d)
+		for (size_t i = 0; i < s.len; i++)
+			d[i] = (char)lower((unsigned char)s.ptr[i]);
+	o->len += s.len;
+}
+
+/*
+** SigV4 "Trimall": no leading or trailing spaces, inner runs become one.
+** Writes to d unless it is NULL; returns the length either way.
+*/
+static size_t trimall(char *d, struct sigv4_str s)
+{
+	size_t i = 0, end = s.len, n = 0;
 	while (i < end && s.ptr[i] == ' ')
 		i++;
 	while (end > i && s.ptr[end - 1] == ' ')
@@ -218,25 +286,16 @@ static void put_trimmed(struct out *o, struct sigv4_str s)
 	for (; i < end; i++) {
 		if (s.ptr[i] == ' ' && s.ptr[i - 1] == ' ')
 			continue;
-		put_char(o, s.ptr[i]);
+		if (d)
+			d[n] = s.ptr[i];
+		n++;
 	}
+	return n;
 }
 
-/* Sort headers by name and check them; EINVAL on a bad or repeated name. */
-static int sorted_headers(const struct sigv4_pair **v, const struct sigv4_pair *h, size_t n)
+static void put_trimmed(struct out *o, struct sigv4_str s)
 {
-	if (n > SIGV4_MAX_PAIRS + 1)
-		return SIGV4_EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		if (!valid_header(&h[i]))
-			return SIGV4_EINVAL;
-		v[i] = &h[i];
-	}
-	sort_pairs(v, n, header_compare);
-	for (size_t i = 1; i < n; i++)
-		if (header_compare(v[i - 1], v[i]) == 0)
-			return SIGV4_EINVAL;
-	return SIGV4_OK;
+	o->len += trimall(room(o, s.len), s);
 }
 
 static void put_signed_headers(struct out *o, const struct sigv4_pair *const *v, size_t n)
@@ -248,42 +307,95 @@ static void put_signed_headers(struct out *o, const struct sigv4_pair *const *v,
 	}
 }
 
+/*
+** Everything a canonical request is made of, checked and in canonical order.
+** The one builder below serves both sigv4_canonical_request (all parts
+** decoded) and sigv4_presign, which hands over what it keeps encoded:
+** the path's head ("/bucket/") and the run of X-Amz-* query parameters.
+*/
+struct canon {
+	struct sigv4_str method;
+	struct sigv4_str path_head;                 /* already encoded */
+	struct sigv4_str path;                      /* decoded; encoded here with '/' kept */
+	const struct sigv4_pair *const *query;      /* decoded, sorted */
+	size_t query_count;
+	const struct sigv4_str *encoded;            /* pieces of already encoded parameters, */
+	size_t encoded_count;                       /* concatenated and placed before query[encoded_at] */
+	size_t encoded_at;
+	const struct sigv4_pair *const *headers;    /* checked, sorted */
+	size_t header_count;
+	struct sigv4_str payload_hash;
+};
+
+/* Encoded "name=value" parameters, '&' before all but the query's first. */
+static void put_params(struct out *o, const struct sigv4_pair *const *v, size_t n, int *first)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!*first)
+			put_char(o, '&');
+		*first = 0;
+		put_encoded(o, v[i]->name, unreserved);
+		put_char(o, '=');
+		put_encoded(o, v[i]->value, unreserved);
+	}
+}
+
+static void put_query(struct out *o, const struct canon *c)
+{
+	int first = 1;
+	put_params(o, c->query, c->encoded_at, &first);
+	if (c->encoded_count) {
+		if (!first)
+			put_char(o, '&');
+		first = 0;
+		for (size_t k = 0; k < c->encoded_count; k++)
+			put_str(o, c->encoded[k]);
+	}
+	put_params(o, c->query + c->encoded_at, c->query_count - c->encoded_at, &first);
+}
+
+static void put_canonical_request(struct out *o, const struct canon *c)
+{
+	put_str(o, c->method);
+	put_char(o, '\n');
+	put_str(o, c->path_head);
+	put_encoded(o, c->path, unreserved_or_slash);
+	put_char(o, '\n');
+	put_query(o, c);
+	put_char(o, '\n');
+	for (size_t i = 0; i < c->header_count; i++) {
+		put_lowercase(o, c->headers[i]->name);
+		put_char(o, ':');
+		put_trimmed(o, c->headers[i]->value);
+		put_char(o, '\n');
+	}
+	put_char(o, '\n');
+	put_signed_headers(o, c->headers, c->header_count);
+	put_char(o, '\n');
+	put_str(o, c->payload_hash);
+}
+
 int sigv4_canonical_request(char *out, size_t cap, size_t *len, const struct sigv4_canonical *c)
 {
 	const struct sigv4_pair *headers[SIGV4_MAX_PAIRS + 1], *query[SIGV4_MAX_PAIRS];
 	struct out o = { out, cap, 0 };
 
-	if (c->method.len == 0 || c->path.len == 0 || c->query_count > SIGV4_MAX_PAIRS)
+	if (c->method.len == 0 || c->path.len == 0 || c->query_count > SIGV4_MAX_PAIRS ||
+	    c->header_count > SIGV4_MAX_PAIRS + 1)
 		return SIGV4_EINVAL;
-	int status = sorted_headers(headers, c->headers, c->header_count);
-	if (status != SIGV4_OK)
-		return status;
+	for (size_t i = 0; i < c->header_count; i++)
+		headers[i] = &c->headers[i];
+	if (sort_headers(headers, c->header_count) != SIGV4_OK)
+		return SIGV4_EINVAL;
 	for (size_t i = 0; i < c->query_count; i++)
 		query[i] = &c->query[i];
 	sort_pairs(query, c->query_count, query_compare);
 
-	put_str(&o, c->method);
-	put_char(&o, '\n');
-	put_encoded(&o, c->path, 1);
-	put_char(&o, '\n');
-	for (size_t i = 0; i < c->query_count; i++) {
-		if (i)
-			put_char(&o, '&');
-		put_encoded(&o, query[i]->name, 0);
-		put_char(&o, '=');
-		put_encoded(&o, query[i]->value, 0);
-	}
-	put_char(&o, '\n');
-	for (size_t i = 0; i < c->header_count; i++) {
-		put_lowercase(&o, headers[i]->name);
-		put_char(&o, ':');
-		put_trimmed(&o, headers[i]->value);
-		put_char(&o, '\n');
-	}
-	put_char(&o, '\n');
-	put_signed_headers(&o, headers, c->header_count);
-	put_char(&o, '\n');
-	put_str(&o, c->payload_hash);
+	struct canon canon = {
+		c->method, LIT(""), c->path, query, c->query_count, NULL, 0, 0,
+		headers, c->header_count, c->payload_hash
+	};
+	put_canonical_request(&o, &canon);
 	return finish(&o, len);
 }
 
@@ -359,6 +471,16 @@ static void hex(char *out, const uint8_t *bytes, size_t n)
 	}
 }
 
+/* "AWS4-HMAC-SHA256\n" date "\n" scope "\n": all of a string to sign but the hash. */
+static void put_sts_head(struct out *o, const char amz_date[SIGV4_AMZ_DATE_LEN], struct sigv4_str scope)
+{
+	put_str(o, LIT(ALGORITHM "\n"));
+	put(o, amz_date, SIGV4_AMZ_DATE_LEN);
+	put_char(o, '\n');
+	put_str(o, scope);
+	put_char(o, '\n');
+}
+
 int sigv4_string_to_sign(char *out, size_t cap, size_t *len, const char amz_date[SIGV4_AMZ_DATE_LEN],
                          struct sigv4_str scope, struct sigv4_str canonical_request)
 {
@@ -369,18 +491,15 @@ int sigv4_string_to_sign(char *out, size_t cap, size_t *len, const char amz_date
 	if (sha256(md, canonical_request) != SIGV4_OK)
 		return SIGV4_ECRYPTO;
 	hex(md_hex, md, sizeof md);
-	put_str(&o, LIT(ALGORITHM "\n"));
-	put(&o, amz_date, SIGV4_AMZ_DATE_LEN);
-	put_char(&o, '\n');
-	put_str(&o, scope);
-	put_char(&o, '\n');
+	put_sts_head(&o, amz_date, scope);
 	put(&o, md_hex, sizeof md_hex);
 	return finish(&o, len);
 }
 
 /*
-** HMAC-SHA256 (RFC 2104) split in two: hmac_key absorbs the padded key into
-** an inner and an outer hash state once; hmac_finish clones them per message.
+** HMAC-SHA256 (RFC 2104) in parts: hmac_key absorbs the padded key into an
+** inner and an outer hash state once; a message is then hashed on a copy of
+** the inner state, and hmac_end finishes both (and wipes the copy).
 */
 static int hmac_key(SHA256_CTX *inner, SHA256_CTX *outer, const uint8_t *key, size_t key_len)
 {
@@ -402,17 +521,27 @@ static int hmac_key(SHA256_CTX *inner, SHA256_CTX *outer, const uint8_t *key, si
 	return ok ? SIGV4_OK : SIGV4_ECRYPTO;
 }
 
+/* inner: a copy of the inner state that has absorbed the whole message. */
+static int hmac_end(uint8_t mac[SIGV4_KEY_LEN], SHA256_CTX *inner, const SHA256_CTX *outer)
+{
+	uint8_t md[SIGV4_KEY_LEN];
+	int ok = SHA256_Final(md, inner);
+	*inner = *outer;
+	ok = ok && SHA256_Update(inner, md, sizeof md) && SHA256_Final(mac, inner);
+	sigv4_wipe(inner, sizeof *inner);
+	sigv4_wipe(md, sizeof md);
+	return ok ? SIGV4_OK : SIGV4_ECRYPTO;
+}
+
 static int hmac_finish(uint8_t mac[SIGV4_KEY_LEN], const SHA256_CTX *inner, const SHA256_CTX *outer,
                        struct sigv4_str msg)
 {
 	SHA256_CTX ctx = *inner;
-	uint8_t md[SIGV4_KEY_LEN];
-	int ok = SHA256_Update(&ctx, msg.ptr, msg.len) && SHA256_Final(md, &ctx);
-	ctx = *outer;
-	ok = ok && SHA256_Update(&ctx, md, sizeof md) && SHA256_Final(mac, &ctx);
-	sigv4_wipe(&ctx, sizeof ctx);
-	sigv4_wipe(md, sizeof md);
-	return ok ? SIGV4_OK : SIGV4_ECRYPTO;
+	if (!SHA256_Update(&ctx, msg.ptr, msg.len)) {
+		sigv4_wipe(&ctx, sizeof ctx);
+		return SIGV4_ECRYPTO;
+	}
+	return hmac_end(mac, &ctx, outer);
 }
 
 static int hmac(uint8_t mac[SIGV4_KEY_LEN], const uint8_t *key, size_t key_len, struct sigv4_str msg)
@@ -634,8 +763,7 @@ int sigv4_signer_init(struct sigv4_signer *s, const struct sigv4_config *c, cons
 	if (c->secret_key.len == 0 || has_control(c->secret_key) ||
 	    !copy_field(s->secret_key, &s->secret_key_len, SIGV4_MAX_SECRET_KEY, c->secret_key))
 		REFUSE("secret_key: must be 1..128 bytes without control characters");
-	if ((c->session_token.len && !is_printable(c->session_token, SIGV4_MAX_SESSION_TOKEN, 0)) ||
-	    !copy_field(s->session_token, &s->session_token_len, SIGV4_MAX_SESSION_TOKEN, c->session_token))
+	if (c->session_token.len && !is_printable(c->session_token, SIGV4_MAX_SESSION_TOKEN, 0))
 		REFUSE("session_token: must be at most 4096 printable ASCII characters, no space");
 	if (!is_scope_safe(c->region, SIGV4_MAX_REGION) ||
 	    !copy_field(s->region, &s->region_len, SIGV4_MAX_REGION, c->region))
@@ -657,6 +785,21 @@ int sigv4_signer_init(struct sigv4_signer *s, const struct sigv4_config *c, cons
 		s->host[c->bucket.len] = '.';
 		s->host_len += c->bucket.len + 1;
 	}
+
+	/* encoded once here, copied into every URL; the buffers fit the limits checked above */
+	struct out head = { s->path_head, sizeof s->path_head, 0 };
+	put_char(&head, '/');
+	if (s->path_style) {
+		put_encoded(&head, c->bucket, unreserved);
+		put_char(&head, '/');
+	}
+	s->path_head_len = head.len;
+	if (c->session_token.len) {
+		struct out token = { s->token_param, sizeof s->token_param, 0 };
+		put_str(&token, LIT("&X-Amz-Security-Token="));
+		put_encoded(&token, c->session_token, unreserved);
+		s->token_param_len = token.len;
+	}
 	return SIGV4_OK;
 }
 
@@ -667,32 +810,73 @@ void sigv4_signer_wipe(struct sigv4_signer *s)
 	sigv4_wipe(s, sizeof *s);
 }
 
+static void put_origin(struct out *o, const struct sigv4_signer *s)
+{
+	put_str(o, str(s->scheme, strlen(s->scheme)));
+	put_str(o, LIT("://"));
+	put(o, s->host, s->host_len);
+}
+
 int sigv4_bucket_url(char *out, size_t cap, size_t *len, const struct sigv4_signer *s)
 {
 	struct out o = { out, cap, 0 };
-	put_str(&o, str(s->scheme, strlen(s->scheme)));
-	put_str(&o, LIT("://"));
-	put(&o, s->host, s->host_len);
-	if (s->path_style) {
-		put_char(&o, '/');
-		put_encoded(&o, str(s->bucket, s->bucket_len), 0);
-	}
+	put_origin(&o, s);
+	if (s->path_style)
+		put(&o, s->path_head, s->path_head_len - 1);   /* "/bucket" without the final '/' */
 	return finish(&o, len);
 }
 
-/* Re-derive the signing key and its HMAC states when the UTC day changes. */
-static int refresh_key(struct sigv4_signer *s, const char amz_date[SIGV4_AMZ_DATE_LEN])
+/*
+** When the UTC day changes: the signing key, its HMAC states, the scope and
+** the encoded query parameters up to the date, which hold the scope:
+** "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=<id/scope>&X-Amz-Date=".
+*/
+static int refresh_day(struct sigv4_signer *s, const char amz_date[SIGV4_AMZ_DATE_LEN])
 {
 	if (s->key_day[0] && memcmp(s->key_day, amz_date, 8) == 0)
 		return SIGV4_OK;
 	memset(s->key_day, 0, sizeof s->key_day);
+	memset(s->sts_date, 0, sizeof s->sts_date);
 	int status = sigv4_derive_key(s->signing_key, str(s->secret_key, s->secret_key_len), amz_date,
 	                              str(s->region, s->region_len), str(s->service, s->service_len));
 	if (status == SIGV4_OK)
 		status = hmac_key(&s->hmac_inner, &s->hmac_outer, s->signing_key, SIGV4_KEY_LEN);
 	if (status == SIGV4_OK)
+		status = sigv4_scope(s->scope, sizeof s->scope, &s->scope_len, amz_date,
+		                     str(s->region, s->region_len), str(s->service, s->service_len));
+	if (status != SIGV4_OK)
+		return status;
+
+	struct out o = { s->query_head, sizeof s->query_head, 0 };
+	put_str(&o, LIT("X-Amz-Algorithm=" ALGORITHM "&X-Amz-Credential="));
+	put_encoded(&o, str(s->access_key_id, s->access_key_id_len), unreserved);
+	put_str(&o, LIT("%2F"));
+	put_encoded(&o, str(s->scope, s->scope_len), unreserved);
+	put_str(&o, LIT("&X-Amz-Date="));
+	if ((status = finish(&o, &s->query_head_len)) == SIGV4_OK)
 		memcpy(s->key_day, amz_date, 8);
 	return status;
+}
+
+/*
+** When the second changes: the HMAC inner state after the string to sign's
+** head, which depends only on the time and the scope. Every URL signed in
+** the same second then hashes just the canonical request's hash on top.
+*/
+static int refresh_second(struct sigv4_signer *s, const char amz_date[SIGV4_AMZ_DATE_LEN])
+{
+	char head[sizeof ALGORITHM + SIGV4_AMZ_DATE_LEN + 1 + SIGV4_MAX_SCOPE + 1];
+	struct out o = { head, sizeof head, 0 };
+
+	if (memcmp(s->sts_date, amz_date, SIGV4_AMZ_DATE_LEN) == 0)
+		return SIGV4_OK;
+	memset(s->sts_date, 0, sizeof s->sts_date);
+	put_sts_head(&o, amz_date, str(s->scope, s->scope_len));
+	s->sts_inner = s->hmac_inner;
+	if (finish(&o, NULL) != SIGV4_OK || !SHA256_Update(&s->sts_inner, head, o.len))
+		return SIGV4_ECRYPTO;
+	memcpy(s->sts_date, amz_date, SIGV4_AMZ_DATE_LEN);
+	return SIGV4_OK;
 }
 
 static int valid_request(const struct sigv4_request *r)
@@ -709,12 +893,9 @@ static int valid_request(const struct sigv4_request *r)
 		return 0;
 	if (r->header_count > SIGV4_MAX_PAIRS || r->query_count > SIGV4_MAX_PAIRS - 6)
 		return 0;
-	for (size_t i = 0; i < r->header_count; i++)
-		if (lowercase_compare(r->headers[i].name, LIT("host")) == 0)
-			return 0;   /* the signer owns Host */
 	for (size_t i = 0; i < r->query_count; i++) {
 		struct sigv4_str name = r->query[i].name;
-		if (name.len >= 6 && lowercase_compare(str(name.ptr, 6), LIT("x-amz-")) == 0)
+		if (name.len >= 6 && lowercase_compare(str(name.ptr, 6), LIT(AUTH_PREFIX)) == 0)
 			return 0;   /* the signer owns the authentication parameters */
 	}
 	return 1;
@@ -746,86 +927,86 @@ static struct sigv4_str line_of(const char *text, size_t len, int line)
 int sigv4_presign(char *url, size_t cap, size_t *len, struct sigv4_signer *s,
                   const struct sigv4_request *r, char *creq, size_t creq_cap, size_t *creq_len)
 {
-	char amz_date[SIGV4_AMZ_DATE_LEN], expires[10];
-	char credential[SIGV4_MAX_ACCESS_KEY_ID + 1 + 8 + 1 + SIGV4_MAX_REGION + 1 + SIGV4_MAX_SERVICE + 13];
-	char signed_headers[(SIGV4_MAX_PAIRS + 1) * 64];
-	char path[1 + SIGV4_MAX_BUCKET + 1 + SIGV4_MAX_KEY];
-	char sts[sizeof ALGORITHM + SIGV4_AMZ_DATE_LEN + sizeof credential + SIGV4_HEX_LEN + 3];
-	struct sigv4_pair headers[SIGV4_MAX_PAIRS + 1], query[SIGV4_MAX_PAIRS];
-	const struct sigv4_pair *sorted[SIGV4_MAX_PAIRS + 1];
-	size_t n_headers = 0, n_query = 0, cred_len, scope_len, sh_len, creq_n, sts_len;
-	uint8_t mac[SIGV4_KEY_LEN];
-	char signature[SIGV4_HEX_LEN];
+	char amz_date[SIGV4_AMZ_DATE_LEN], expires[10], hash_hex[SIGV4_HEX_LEN], signature[SIGV4_HEX_LEN];
+	char signed_headers[(SIGV4_MAX_PAIRS + 1) * 64], signed_param[3 * sizeof signed_headers];
+	const struct sigv4_pair host = { LIT("host"), str(s->host, s->host_len) };
+	const struct sigv4_pair *headers[SIGV4_MAX_PAIRS + 1], *query[SIGV4_MAX_PAIRS];
+	size_t n_headers = r->header_count + 1, before = 0;
+	uint8_t md[SIGV4_KEY_LEN], mac[SIGV4_KEY_LEN];
 	int status;
 
 	if (!valid_request(r) || sigv4_amz_date(amz_date, r->now) != SIGV4_OK)
 		return SIGV4_EINVAL;
-	if ((status = refresh_key(s, amz_date)) != SIGV4_OK)
+	if ((status = refresh_day(s, amz_date)) != SIGV4_OK || (status = refresh_second(s, amz_date)) != SIGV4_OK)
 		return status;
 
-	/* X-Amz-Credential is the access key id, then the scope */
-	memcpy(credential, s->access_key_id, s->access_key_id_len);
-	credential[s->access_key_id_len] = '/';
-	cred_len = s->access_key_id_len + 1;
-	if (sigv4_scope(credential + cred_len, sizeof credential - cred_len, &scope_len, amz_date,
-	                str(s->region, s->region_len), str(s->service, s->service_len)) != SIGV4_OK)
+	/* the signer owns Host: a Host among r->headers is refused as a duplicate */
+	headers[0] = &host;
+	for (size_t i = 0; i < r->header_count; i++)
+		headers[i + 1] = &r->headers[i];
+	if (sort_headers(headers, n_headers) != SIGV4_OK)
 		return SIGV4_EINVAL;
-
-	headers[n_headers++] = (struct sigv4_pair){ LIT("host"), str(s->host, s->host_len) };
-	memcpy(headers + n_headers, r->headers, r->header_count * sizeof *headers);
-	n_headers += r->header_count;
-	if ((status = sorted_headers(sorted, headers, n_headers)) != SIGV4_OK)
-		return status;
 	struct out sh = { signed_headers, sizeof signed_headers, 0 };
-	put_signed_headers(&sh, sorted, n_headers);
-	if (finish(&sh, &sh_len) != SIGV4_OK)
+	put_signed_headers(&sh, headers, n_headers);
+	if (finish(&sh, NULL) != SIGV4_OK)
 		return SIGV4_EINVAL;
+	struct out sp = { signed_param, sizeof signed_param, 0 };
+	put_encoded(&sp, str(signed_headers, sh.len), unreserved);
 
-	/* already in canonical order: the sort below only has to confirm it */
-	query[n_query++] = (struct sigv4_pair){ LIT("X-Amz-Algorithm"), LIT(ALGORITHM) };
-	query[n_query++] = (struct sigv4_pair){ LIT("X-Amz-Credential"), str(credential, cred_len + scope_len) };
-	query[n_query++] = (struct sigv4_pair){ LIT("X-Amz-Date"), str(amz_date, sizeof amz_date) };
-	query[n_query++] = (struct sigv4_pair){ LIT("X-Amz-Expires"), str(expires, format_u32(expires, r->expires)) };
-	if (s->session_token_len)
-		query[n_query++] = (struct sigv4_pair){ LIT("X-Amz-Security-Token"),
-		                                        str(s->session_token, s->session_token_len) };
-	query[n_query++] = (struct sigv4_pair){ LIT("X-Amz-SignedHeaders"), str(signed_headers, sh_len) };
-	memcpy(query + n_query, r->query, r->query_count * sizeof *query);
-	n_query += r->query_count;
-
-	struct out p = { path, sizeof path, 0 };
-	put_char(&p, '/');
-	if (s->path_style) {
-		put(&p, s->bucket, s->bucket_len);
-		put_char(&p, '/');
-	}
-	put_str(&p, r->key);
-
-	struct sigv4_canonical c = {
-		r->method, str(path, p.len), query, n_query, headers, n_headers, LIT(UNSIGNED_PAYLOAD)
+	/*
+	** The caller's parameters do not start with X-Amz-, which every one of
+	** the signer's does, so they sort all before or all after that run.
+	*/
+	for (size_t i = 0; i < r->query_count; i++)
+		query[i] = &r->query[i];
+	sort_pairs(query, r->query_count, query_compare);
+	while (before < r->query_count && encoded_compare(query[before]->name, LIT(AUTH_PREFIX)) < 0)
+		before++;
+	const struct sigv4_str auth[] = {
+		str(s->query_head, s->query_head_len),
+		str(amz_date, sizeof amz_date),
+		LIT("&X-Amz-Expires="),
+		str(expires, format_u32(expires, r->expires)),
+		str(s->token_param, s->token_param_len),
+		LIT("&X-Amz-SignedHeaders="),
+		str(signed_param, sp.len),
 	};
-	status = sigv4_canonical_request(creq, creq_cap, &creq_n, &c);
-	if (creq_len)
-		*creq_len = creq_n;
-	if (status != SIGV4_OK)
+	struct canon c = {
+		r->method, str(s->path_head, s->path_head_len), r->key, query, r->query_count,
+		auth, sizeof auth / sizeof *auth, before, headers, n_headers, LIT(UNSIGNED_PAYLOAD)
+	};
+	struct out cr = { creq, creq_cap, 0 };
+	put_canonical_request(&cr, &c);
+	if ((status = finish(&cr, creq_len)) != SIGV4_OK)
 		return status;
 
-	if ((status = sigv4_string_to_sign(sts, sizeof sts, &sts_len, amz_date,
-	                                   str(credential + cred_len, scope_len), str(creq, creq_n))) != SIGV4_OK)
+	/* the string to sign is the cached head plus the canonical request's hash */
+	SHA256_CTX ctx = s->sts_inner;
+	if ((status = sha256(md, str(creq, cr.len))) != SIGV4_OK)
 		return status;
-	if ((status = hmac_finish(mac, &s->hmac_inner, &s->hmac_outer, str(sts, sts_len))) != SIGV4_OK)
+	hex(hash_hex, md, sizeof md);
+	if (!SHA256_Update(&ctx, hash_hex, sizeof hash_hex)) {
+		sigv4_wipe(&ctx, sizeof ctx);
+		return SIGV4_ECRYPTO;
+	}
+	if ((status = hmac_end(mac, &ctx, &s->hmac_outer)) != SIGV4_OK)
 		return status;
 	hex(signature, mac, sizeof mac);
 
 	/* the URL reuses the encoded path and query of the canonical request */
 	struct out o = { url, cap, 0 };
-	put_str(&o, str(s->scheme, strlen(s->scheme)));
-	put_str(&o, LIT("://"));
-	put(&o, s->host, s->host_len);
-	put_str(&o, line_of(creq, creq_n, 1));
+	put_origin(&o, s);
+	put_str(&o, line_of(creq, cr.len, 1));
 	put_char(&o, '?');
-	put_str(&o, line_of(creq, creq_n, 2));
+	put_str(&o, line_of(creq, cr.len, 2));
 	put_str(&o, LIT("&X-Amz-Signature="));
 	put(&o, signature, sizeof signature);
 	return finish(&o, len);
+}
+
+struct sigv4_str sigv4_url_key(const struct sigv4_signer *s, const char *url, size_t len)
+{
+	size_t at = strlen(s->scheme) + 3 + s->host_len + s->path_head_len;
+	const char *end = at < len ? memchr(url + at, '?', len - at) : NULL;
+	return end ? str(url + at, (size_t)(end - url) - at) : LIT("");
 }

@@ -115,26 +115,40 @@ struct sigv4_config {
 	int path_style;                     /* bucket in the path instead of the host name */
 };
 
+/* Longest credential scope: "YYYYMMDD/" region "/" service "/aws4_request". */
+#define SIGV4_MAX_SCOPE (9 + SIGV4_MAX_REGION + 1 + SIGV4_MAX_SERVICE + 13)
+
 /*
- * A signer: configuration plus the signing key of the last day it signed for.
- * Owned by the caller (a Lua userdata, a stack variable); treat as opaque.
- * Not thread-safe: signing may refresh the cached key.
+ * A signer: configuration, the pieces of every URL that only change with it
+ * (encoded once at init), and the state of the last day and second it signed
+ * for. Owned by the caller (a Lua userdata, a stack variable); treat as
+ * opaque. Not thread-safe: signing may refresh the cached state.
  */
 struct sigv4_signer {
 	char access_key_id[SIGV4_MAX_ACCESS_KEY_ID];
 	char secret_key[SIGV4_MAX_SECRET_KEY];
-	char session_token[SIGV4_MAX_SESSION_TOKEN];
 	char region[SIGV4_MAX_REGION];
 	char service[SIGV4_MAX_SERVICE];
 	char scheme[6];                     /* "https" or "http" */
 	char host[SIGV4_MAX_HOST + 1 + SIGV4_MAX_BUCKET];   /* bucket. prefix when virtual-hosted */
 	char bucket[SIGV4_MAX_BUCKET];
-	size_t access_key_id_len, secret_key_len, session_token_len;
-	size_t region_len, service_len, host_len, bucket_len;
+	char path_head[2 + 3 * SIGV4_MAX_BUCKET];           /* "/" or "/" encoded bucket "/" */
+	char token_param[22 + 3 * SIGV4_MAX_SESSION_TOKEN]; /* "&X-Amz-Security-Token=" encoded, or "" */
+	size_t access_key_id_len, secret_key_len, region_len, service_len, host_len, bucket_len;
+	size_t path_head_len, token_param_len;
 	int path_style;
-	char key_day[8];                    /* the YYYYMMDD signing_key was derived for */
+
+	/* per UTC day */
+	char key_day[8];                    /* the YYYYMMDD all of these were made for */
 	uint8_t signing_key[SIGV4_KEY_LEN];
 	SHA256_CTX hmac_inner, hmac_outer;  /* signing_key absorbed: HMAC without re-keying */
+	char scope[SIGV4_MAX_SCOPE];
+	char query_head[50 + 3 * (SIGV4_MAX_ACCESS_KEY_ID + 1 + SIGV4_MAX_SCOPE) + 12];
+	size_t scope_len, query_head_len;   /* query_head: encoded "X-Amz-Algorithm=...&X-Amz-Date=" */
+
+	/* per second */
+	char sts_date[SIGV4_AMZ_DATE_LEN];  /* the time sts_inner was made for */
+	SHA256_CTX sts_inner;               /* hmac_inner after the string to sign's head */
 };
 
 /*
@@ -168,5 +182,11 @@ struct sigv4_request {
  */
 int sigv4_presign(char *url, size_t cap, size_t *len, struct sigv4_signer *s,
                   const struct sigv4_request *r, char *creq, size_t creq_cap, size_t *creq_len);
+
+/*
+ * The encoded object key inside a URL that sigv4_presign wrote with s: what
+ * a public URL appends to its base, without encoding the key again.
+ */
+struct sigv4_str sigv4_url_key(const struct sigv4_signer *s, const char *url, size_t len);
 
 #endif
