@@ -208,19 +208,21 @@ struct slot_options {
 	int64_t now;
 	struct sigv4_str id;            /* empty: a fresh random UUID */
 	struct sigv4_str disposition;   /* response-content-disposition of a presigned GET */
+	struct sigv4_str response_type; /* response-content-type of a presigned GET */
 };
 
 static void read_options(lua_State *L, int t, struct slot_options *o)
 {
 	o->now = (int64_t)time(NULL);
 	o->id = (struct sigv4_str){ "", 0 };
-	o->disposition = o->id;
+	o->disposition = o->response_type = o->id;
 	if (lua_isnoneornil(L, t))
 		return;
 	luaL_checktype(L, t, LUA_TTABLE);
 	o->now = opt_integer(L, t, "now", o->now);
 	o->id = opt_string(L, t, "id");
 	o->disposition = opt_string(L, t, "disposition");
+	o->response_type = opt_string(L, t, "response_type");
 }
 
 static const char *status_message(int status)
@@ -231,8 +233,9 @@ static const char *status_message(int status)
 /*
 ** signer:presign(filename, size [, content_type [, options]])
 **   -> put_url, get_url, headers, key | nil, message
-** options: now (Unix seconds), id (instead of a random UUID), disposition
-** (response-content-disposition, for presigned GETs only).
+** options: now (Unix seconds), id (instead of a random UUID), and for
+** presigned GETs the headers S3 should answer with: disposition
+** (response-content-disposition) and response_type (response-content-type).
 */
 static int l_presign(lua_State *L)
 {
@@ -285,9 +288,14 @@ static int l_presign(lua_State *L)
 		return fail(L, "presign", status_message(status));
 
 	if (s->get_expires) {
-		struct sigv4_pair query = { { "response-content-disposition", 28 }, o.disposition };
+		struct sigv4_pair query[2];
+		size_t n_query = 0;
+		if (o.disposition.len)
+			query[n_query++] = (struct sigv4_pair){ { "response-content-disposition", 28 }, o.disposition };
+		if (o.response_type.len)
+			query[n_query++] = (struct sigv4_pair){ { "response-content-type", 21 }, o.response_type };
 		struct sigv4_request get = {
-			{ "GET", 3 }, { key, key_len }, NULL, 0, &query, o.disposition.len ? 1 : 0, o.now, s->get_expires
+			{ "GET", 3 }, { key, key_len }, NULL, 0, query, n_query, o.now, s->get_expires
 		};
 		status = sigv4_presign(s->get_url, sizeof s->get_url, &get_len, &s->core, &get, s->creq,
 		                       sizeof s->creq, NULL);
@@ -319,6 +327,19 @@ static int l_presign(lua_State *L)
 	sigv4_wipe(s->url, url_len);
 	sigv4_wipe(s->get_url, get_len);
 	return 4;
+}
+
+/* s3sign.uri_encode(s) -> s with every byte but A-Za-z0-9-._~ as %XX (for RFC 8187 filename*) */
+static int l_uri_encode(lua_State *L)
+{
+	struct sigv4_str src;
+	size_t n;
+	src.ptr = luaL_checklstring(L, 1, &src.len);
+	luaL_Buffer b;
+	char *dst = luaL_buffinitsize(L, &b, 3 * src.len + 1);
+	sigv4_uri_encode(dst, 3 * src.len + 1, &n, src, 0);
+	luaL_pushresultsize(&b, n);
+	return 1;
 }
 
 static int l_close(lua_State *L)
@@ -354,6 +375,7 @@ static const luaL_Reg signer_metamethods[] = {
 
 static const luaL_Reg functions[] = {
 	{ "new", l_new },
+	{ "uri_encode", l_uri_encode },
 	{ NULL, NULL }
 };
 
