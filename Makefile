@@ -88,6 +88,7 @@ test-crosscheck: $(B)/s3sign.so
 
 test-integration: $(B)/s3sign.so
 	$(PYTHON) tests/integration/test_upload.py
+	$(PYTHON) tests/integration/test_policy.py
 
 bench: $(B)/s3sign.so $(B)/bench_sigv4
 	$(PYTHON) bench/run.py --build $(B) --lua $(LUA)

@@ -18,6 +18,26 @@ TIMEOUT = 10
 
 logging.getLogger("slixmpp").setLevel(logging.CRITICAL)
 
+# One event loop for every client, so that several can be driven at once (run_all).
+loop = asyncio.new_event_loop()
+asyncio.set_event_loop(loop)
+
+
+def run(coroutine):
+    return loop.run_until_complete(coroutine)
+
+
+def run_all(*coroutines):
+    return run(asyncio.gather(*coroutines))
+
+
+def shutdown():
+    """Cancel what the clients left running, so the interpreter exits quietly."""
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    run(asyncio.gather(*tasks, return_exceptions=True))
+
 
 class SlotError(Exception):
     """The service answered a slot request with an error stanza."""
@@ -28,31 +48,35 @@ class SlotError(Exception):
 
 
 class Client:
-    def __init__(self, jid, password, port):
-        self.loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self.loop)
-        self.xmpp = slixmpp.ClientXMPP(jid, password)
+    """A c2s client; with component=True, an external component (XEP-0114) whose
+    stanzas reach the server the way a remote domain's would, not from a user session."""
+
+    def __init__(self, jid, password, port, component=False):
+        if component:
+            self.xmpp = slixmpp.ComponentXMPP(jid, password, "127.0.0.1", port)
+        else:
+            self.xmpp = slixmpp.ClientXMPP(jid, password)
         self.xmpp.register_plugin("xep_0030")
         self.xmpp.register_plugin("xep_0199")
-        ready = self.loop.create_future()
+        ready = loop.create_future()
         self.xmpp.add_event_handler("session_start", lambda _: ready.done() or ready.set_result(True))
         self.xmpp.add_event_handler("failed_auth", lambda _: ready.done() or ready.set_exception(
             RuntimeError("authentication failed for %s" % jid)))
-        self.xmpp.connect(("127.0.0.1", port), force_starttls=False, disable_starttls=True)
+        if component:
+            self.xmpp.connect()
+        else:
+            self.xmpp.connect(("127.0.0.1", port), force_starttls=False, disable_starttls=True)
         self.run(asyncio.wait_for(ready, TIMEOUT))
-        self.xmpp.send_presence()
+        if not component:
+            self.xmpp.send_presence()
 
-    def run(self, coroutine):
-        return self.loop.run_until_complete(coroutine)
+    @staticmethod
+    def run(coroutine):
+        return run(coroutine)
 
     def close(self):
         self.xmpp.disconnect()
         self.run(asyncio.wait_for(self.xmpp.disconnected, TIMEOUT))
-        tasks = asyncio.all_tasks(self.loop)
-        for task in tasks:
-            task.cancel()
-        self.run(asyncio.gather(*tasks, return_exceptions=True))
-        self.loop.close()
 
     def disco_info(self, jid):
         info = self.run(self.xmpp["xep_0030"].get_info(jid=jid, timeout=TIMEOUT))["disco_info"]
@@ -69,7 +93,7 @@ class Client:
                 return jid
         return None
 
-    def request_slot(self, service, filename, size, content_type=None, ns=NS, iq_type="get"):
+    def request_slot(self, service, filename, size, content_type=None, ns=NS, iq_type="get", sender=None):
         """(put_url, get_url, put_headers) or raise SlotError."""
         request = ET.Element("{%s}request" % ns)
         if ns == NS:
@@ -81,18 +105,18 @@ class Client:
             for name, value in (("filename", filename), ("size", str(size)), ("content-type", content_type)):
                 if value is not None:
                     ET.SubElement(request, "{%s}%s" % (ns, name)).text = value
-        iq = self.xmpp.make_iq(ito=service, itype=iq_type)
+        iq = self.xmpp.make_iq(ito=service, itype=iq_type, ifrom=sender)
         iq.append(request)
         try:
             reply = self.run(iq.send(timeout=TIMEOUT))
         except IqError as e:
-            err = e.iq.xml.find("{jabber:client}error")
-            condition = next((c.tag.split("}")[1] for c in err
-                              if c.tag.startswith("{urn:ietf:params:xml:ns:xmpp-stanzas}") and not c.tag.endswith("}text")),
-                             None)
-            text = err.findtext("{urn:ietf:params:xml:ns:xmpp-stanzas}text")
-            extra = [c for c in err if not c.tag.startswith("{urn:ietf:params:xml:ns:xmpp-stanzas}")]
-            raise SlotError(err.get("type"), condition, text, extra) from None
+            # <error/> is in jabber:client, or jabber:component:accept for a component
+            err = next(c for c in e.iq.xml if c.tag.endswith("}error"))
+            stanzas = "{urn:ietf:params:xml:ns:xmpp-stanzas}"
+            condition = next((c.tag[len(stanzas):] for c in err
+                              if c.tag.startswith(stanzas) and c.tag != stanzas + "text"), None)
+            extra = [c for c in err if not c.tag.startswith(stanzas)]
+            raise SlotError(err.get("type"), condition, err.findtext(stanzas + "text"), extra) from None
         except IqTimeout:
             raise SlotError("timeout", "timeout", "no reply within %ds" % TIMEOUT, []) from None
         slot = reply.xml.find("{%s}slot" % ns)

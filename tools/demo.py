@@ -74,6 +74,7 @@ def main():
         if rgw:
             rgw.stop()
         stack.cleanup(workdir)
+        client.shutdown()
 
 
 if __name__ == "__main__":

@@ -90,7 +90,8 @@ class Prosody:
     {option: value}} for Components of http_upload_s3. Option names are written as given.
     """
 
-    def __init__(self, workdir, hosts, components=None, extra_modules=(), global_options=None):
+    def __init__(self, workdir, hosts, components=None, extra_modules=(), global_options=None, extra_config=(),
+                 extra_env=None):
         self.dir = os.path.join(workdir, "prosody-%d" % free_port())
         os.makedirs(os.path.join(self.dir, "data"))
         self.port = free_port()
@@ -98,6 +99,7 @@ class Prosody:
         self.log = os.path.join(self.dir, "prosody.log")
         self.hosts, self.components = hosts, components or {}
         self.extra_modules, self.global_options = extra_modules, global_options or {}
+        self.extra_config, self.extra_env = list(extra_config), extra_env or {}
         self.write_config()
         self.proc = None
         self.start()
@@ -131,13 +133,14 @@ class Prosody:
             lines += ['VirtualHost "%s"' % host] + options(dict({"modules_enabled": ["http_upload_s3"]}, **opts))
         for host, opts in self.components.items():
             lines += ['Component "%s" "http_upload_s3"' % host] + options(opts)
+        lines += self.extra_config
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n")
 
     @property
     def env(self):
         # the C library from the build tree, found the standard way (LUA_CPATH)
-        return dict(os.environ, LUA_CPATH_5_4=os.path.join(ROOT, "build", "?.so") + ";;")
+        return dict(os.environ, LUA_CPATH_5_4=os.path.join(ROOT, "build", "?.so") + ";;", **self.extra_env)
 
     def start(self):
         out = open(os.path.join(self.dir, "stdout.log"), "ab")
@@ -162,6 +165,16 @@ class Prosody:
     def restart(self):
         self.stop()
         self.start()
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            return int(next(line for line in f if line.startswith("VmRSS:")).split()[1])
+
+    def cpu_seconds(self):
+        """User plus system CPU time the server has used, from /proc/PID/stat."""
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def log_text(self):
         with open(self.log, errors="replace") as f:

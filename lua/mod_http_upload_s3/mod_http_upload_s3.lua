@@ -7,71 +7,51 @@
 local st = require "util.stanza";
 local errors = require "util.error";
 local dataform = require "util.dataforms".new;
+local datetime = require "util.datetime".datetime;
 local jid = require "util.jid";
+local cache = require "util.cache";
+local configmanager = require "core.configmanager";
 local s3sign = require "s3sign";
 
+local config = module:require "config";
 local request = module:require "request";
 local NS, NS_LEGACY = request.NS, request.NS_LEGACY;
 
-local MIB = 1024 * 1024;
-local MAX_SINGLE_PUT = 5 * 1024 * MIB; -- S3 refuses larger single PUTs
-local MAX_EXPIRES = 604800;            -- S3 refuses presigned URLs valid longer than 7 days
-
-local function option_name(name)
-	return module.name .. "_" .. name;
+local function read_file(path)
+	local f, err = io.open(path);
+	if not f then return nil, err; end
+	local content = f:read("a");
+	f:close();
+	return content;
 end
 
--- Stop the module from loading, naming the option at fault.
-local function refuse(name, problem)
-	error(("Refusing to load: %s %s"):format(option_name(name), problem), 0);
+local ok, cfg, warnings = pcall(config.read, function (name)
+	return module:get_option("http_upload_s3_" .. name);
+end, { getenv = os.getenv, read_file = read_file });
+if not ok then
+	-- one line naming the option; the module does not load
+	error(type(cfg) == "table" and ("Refusing to load: %s %s"):format(cfg.option, cfg.problem) or cfg, 0);
+end
+for _, warning in ipairs(warnings) do
+	module:log("warn", "%s", warning);
 end
 
-local function required_string(name)
-	local value = module:get_option_string(option_name(name));
-	if not value or value == "" then
-		refuse(name, "is required");
-	end
-	return value;
-end
+local signer = assert(s3sign.new {
+	access_key_id = cfg.access_key_id;
+	secret_key = cfg.secret_key;
+	session_token = cfg.session_token;
+	region = cfg.region;
+	bucket = cfg.bucket;
+	endpoint = cfg.endpoint;
+	path_style = cfg.path_style;
+	prefix = cfg.prefix;
+	put_expires = cfg.put_expires;
+	get_expires = cfg.presign_get and cfg.get_expires or nil;
+	get_url = cfg.get_url;
+});
 
-local function integer_in(name, default, min, max)
-	local value = math.tointeger(module:get_option_number(option_name(name), default));
-	if not value then
-		refuse(name, "must be a whole number");
-	elseif value < min or value > max then
-		refuse(name, ("must be between %d and %d"):format(min, max));
-	end
-	return value;
-end
-
-local file_size_limit = integer_in("file_size_limit", 100 * MIB, 0, MAX_SINGLE_PUT);
-local sign_content_type = module:get_option_boolean(option_name("sign_content_type"), false);
-local presign_get = module:get_option_boolean(option_name("presign_get"), false);
-local get_expires = presign_get and integer_in("get_expires", MAX_EXPIRES, 1, MAX_EXPIRES) or nil;
-if presign_get then
-	module:log("warn", "%s: download links stop working after %d seconds (S3 allows at most 7 days)",
-		option_name("presign_get"), get_expires);
-end
-
-local signer, signer_err = s3sign.new {
-	access_key_id = required_string("access_id");
-	secret_key = required_string("secret_key");
-	session_token = module:get_option_string(option_name("session_token"));
-	region = required_string("region");
-	bucket = required_string("bucket");
-	endpoint = module:get_option_string(option_name("endpoint"));
-	path_style = module:get_option_boolean(option_name("path_style"), false);
-	prefix = (module:get_option_string(option_name("path"), ""):gsub("^/+", ""):gsub("/+$", ""));
-	put_expires = integer_in("expires", 300, 1, MAX_EXPIRES);
-	get_expires = get_expires;
-	get_url = module:get_option_string(option_name("get_url"));
-};
-if not signer then
-	-- s3sign names its own fields ("region: ..."); map them back to option names
-	local field, problem = signer_err:match("^([%w_]+): (.*)$");
-	local options = { access_key_id = "access_id", prefix = "path", put_expires = "expires" };
-	refuse(options[field] or field or "configuration", problem or signer_err);
-end
+-- Whose users may upload: the host's own, or a component's parent host's.
+local users_host = module:get_host_type() == "component" and module.host:match("^[^.]+%.(.+)$") or module.host;
 
 module:depends("disco");
 module:add_identity("store", "file", module:get_option_string("name", "HTTP File Upload"));
@@ -80,38 +60,143 @@ for _, ns in ipairs({ NS, NS_LEGACY }) do
 	module:add_extension(dataform {
 		{ name = "FORM_TYPE", type = "hidden", value = ns },
 		{ name = "max-file-size", type = "text-single", datatype = "xs:integer" },
-	}:form({ ["max-file-size"] = tostring(file_size_limit) }, "result"));
+	}:form({ ["max-file-size"] = tostring(cfg.file_size_limit) }, "result"));
 end
 
--- Every reply the module can send, once per namespace (file-too-large lives in it).
+-- Every reply the module can send, once per namespace (its elements live in it).
 local function error_registry(ns)
 	return errors.init(module.name, ns, {
+		access = { type = "auth", condition = "forbidden", text = "Only local users may upload files" };
 		filename = { type = "modify", condition = "bad-request", text = "Invalid file name" };
 		filesize = { type = "modify", condition = "bad-request", text = "File size must be a whole number of bytes" };
 		filetype = { type = "modify", condition = "bad-request", text = "Invalid content type" };
+		typedenied = { type = "modify", condition = "not-acceptable", text = "File type not allowed" };
 		toolarge = { type = "modify", condition = "not-acceptable", text = "File too large";
 			extra = { tag = st.stanza("file-too-large", { xmlns = ns })
-				:text_tag("max-file-size", tostring(file_size_limit)) } };
+				:text_tag("max-file-size", tostring(cfg.file_size_limit)) } };
+		quota = { type = "wait", condition = "resource-constraint", text = "Daily upload quota reached" };
+		rate = { type = "wait", condition = "resource-constraint", text = "Too many upload requests, slow down" };
 		internal = { type = "wait", condition = "internal-server-error", text = "Could not create an upload slot" };
 	});
 end
 local upload_errors = { [NS] = error_registry(NS), [NS_LEGACY] = error_registry(NS_LEGACY) };
 
--- An error object from the registry, with a more precise text when there is one.
-local function slot_error(ns, name, text)
+-- An error from the registry, with a more precise text, or a <retry/> time.
+local function slot_error(ns, name, text, retry_at)
 	local err = upload_errors[ns].new(name);
 	err.text = text or err.text;
+	if retry_at then
+		err.extra = { tag = st.stanza("retry", { xmlns = ns, stamp = datetime(retry_at) }) };
+	end
 	return err;
 end
 
+local function type_matches(types, content_type)
+	local bare = content_type:match("^[^;%s]+"):lower();
+	return types[bare] or types[bare:gsub("/.*", "/*")];
+end
+
+-- Types a browser may run scripts in, even where a wildcard calls them safe.
+local ACTIVE_TYPES = { ["image/svg+xml"] = true, ["text/html"] = true, ["application/xhtml+xml"] = true,
+	["text/xml"] = true, ["application/xml"] = true };
+
+---- who may upload ---------------------------------------------------------
+
+local function is_anonymous_host(host)
+	return configmanager.get(host, "authentication") == "anonymous";
+end
+
+local function may_upload(origin, uploader)
+	local host = jid.host(uploader);
+	if cfg.access[uploader] or cfg.access[host] then
+		return true;
+	end
+	-- a signed-in account of users_host: not a remote server, a component or a guest
+	return origin.type == "c2s" and origin.username ~= nil and host == users_host and not is_anonymous_host(host);
+end
+
+---- rate limit: a token bucket per user, in memory ------------------------
+
+local buckets = cache.new(10000); -- LRU: a flood of JIDs cannot grow it without bound
+
+-- -> true | false, time when the next request would be allowed
+local function take_token(uploader, now)
+	local rate = cfg.rate_limit / 60; -- tokens per second
+	local b = buckets:get(uploader);
+	if not b then
+		b = { tokens = cfg.rate_limit, at = now };
+		buckets:set(uploader, b);
+	end
+	b.tokens = math.min(cfg.rate_limit, b.tokens + (now - b.at) * rate);
+	b.at = now;
+	if b.tokens < 1 then
+		return false, now + (1 - b.tokens) / rate;
+	end
+	b.tokens = b.tokens - 1;
+	return true;
+end
+
+---- daily quota: bytes granted per user and UTC day, kept in storage ------
+
+local quota_store = module:open_store("upload_quota");
+local usage = {};   -- uploader -> { day = days since the epoch, bytes = n, dirty = bool }
+
+local function usage_of(uploader, day)
+	local u = usage[uploader];
+	if not u then
+		u = quota_store:get(uploader) or {};
+		usage[uploader] = u;
+	end
+	if u.day ~= day then
+		u.day, u.bytes = day, 0;
+	end
+	return u;
+end
+
+-- Written behind, every few seconds and on unload, so that a burst of slots
+-- costs no storage round trips; a crash loses at most the last interval.
+local function save_usage()
+	local today = os.time() // 86400;
+	for uploader, u in pairs(usage) do
+		if u.dirty then
+			u.dirty = nil;
+			local saved, err = quota_store:set(uploader, { day = u.day, bytes = u.bytes });
+			if not saved then
+				u.dirty = true;
+				module:log("error", "Could not save the upload quota of %s: %s", uploader, err);
+			end
+		elseif u.day ~= today then
+			usage[uploader] = nil;
+		end
+	end
+end
+module:add_timer(5, function () save_usage(); return 5; end);
+module:hook_global("server-stopping", save_usage);
+module.unload = save_usage;
+
+---- slots ------------------------------------------------------------------
+
+-- response-content-* overrides for a presigned GET: the declared type when it
+-- is safe to show inline, else a download, whatever type the upload carried.
+local function download_options(filename, content_type)
+	if content_type and not ACTIVE_TYPES[content_type:match("^[^;%s]+"):lower()]
+		and type_matches(cfg.safe_file_types, content_type) then
+		return { response_type = content_type };
+	end
+	return {
+		response_type = "application/octet-stream",
+		disposition = "attachment; filename*=UTF-8''" .. s3sign.uri_encode(filename),
+	};
+end
+
 -- -> { put = url, get = url, key = object key, size = bytes } | nil, error
-local function issue_slot(ns, filename, size_text, content_type)
+local function issue_slot(ns, uploader, filename, size_text, content_type)
 	local problem = request.check_filename(filename);
 	if problem then
 		return nil, slot_error(ns, "filename", problem);
 	end
 	local size, size_problem = request.parse_size(size_text);
-	if size_problem == "too-large" or (size and size > file_size_limit) then
+	if size_problem == "too-large" or (size and size > cfg.file_size_limit) then
 		return nil, slot_error(ns, "toolarge");
 	elseif not size then
 		return nil, slot_error(ns, "filesize");
@@ -124,11 +209,25 @@ local function issue_slot(ns, filename, size_text, content_type)
 			return nil, slot_error(ns, "filetype", problem);
 		end
 	end
-	local put, get_or_err, _, key = signer:presign(filename, size, sign_content_type and content_type or nil);
+	if next(cfg.allowed_file_types) and not type_matches(cfg.allowed_file_types,
+		content_type or "application/octet-stream") then
+		return nil, slot_error(ns, "typedenied");
+	end
+
+	local now = os.time();
+	local today = now // 86400;
+	local used = usage_of(uploader, today);
+	if used.bytes + size > cfg.daily_quota then
+		return nil, slot_error(ns, "quota", nil, (today + 1) * 86400);
+	end
+
+	local put, get_or_err, _, key = signer:presign(filename, size, cfg.sign_content_type and content_type or nil,
+		cfg.presign_get and download_options(filename, content_type) or nil);
 	if not put then
-		module:log("error", "Could not sign a slot: %s", get_or_err);
+		module:log("error", "Could not sign a slot for %s: %s", uploader, get_or_err);
 		return nil, slot_error(ns, "internal");
 	end
+	used.bytes, used.dirty = used.bytes + size, true;
 	return { put = put, get = get_or_err, key = key, size = size };
 end
 
@@ -136,13 +235,25 @@ local function handle_slot_request(event)
 	local stanza, origin = event.stanza, event.origin;
 	local req = stanza.tags[1];
 	local ns = req.attr.xmlns;
+	local uploader = jid.bare(stanza.attr.from);
 
-	local slot, err = issue_slot(ns, request.parse(req));
+	local slot, err;
+	if not may_upload(origin, uploader) then
+		err = slot_error(ns, "access");
+	else
+		local allowed, retry_at = take_token(uploader, os.time());
+		if allowed then
+			slot, err = issue_slot(ns, uploader, request.parse(req));
+		else
+			err = slot_error(ns, "rate", nil, math.ceil(retry_at));
+		end
+	end
 	if not slot then
+		module:log("debug", "Refused an upload slot to %s: %s", uploader, err.text);
 		origin.send(st.error_reply(stanza, err));
 		return true;
 	end
-	module:log("info", "Upload slot for %s: %d bytes, key %s", jid.bare(stanza.attr.from), slot.size, slot.key);
+	module:log("info", "Upload slot for %s: %d bytes, key %s", uploader, slot.size, slot.key);
 	origin.send(request.slot_reply(stanza, ns, slot.put, slot.get));
 	return true;
 end

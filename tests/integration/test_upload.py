@@ -226,6 +226,7 @@ def main():
         if rgw:
             rgw.stop()
         stack.cleanup(workdir)
+        client.shutdown()
     print("integration: %.1fs" % (time.monotonic() - started))
     print("%d passed, %d failed" % (passed, len(failed)))
     return 1 if failed else 0

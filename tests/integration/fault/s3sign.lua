@@ -1,0 +1,25 @@
+-- Test-only stand-in for s3sign, found before the real s3sign.so because the
+-- policy test puts this folder on LUA_PATH. It delegates to the real library,
+-- except that signing fails for file names starting with "fail-signer", the way
+-- the C library fails when no random bytes can be had.
+local path = assert(package.searchpath("s3sign", package.cpath));
+local real = assert(package.loadlib(path, "luaopen_s3sign"))();
+
+local fault = setmetatable({}, { __index = real });
+
+function fault.new(config)
+	local signer, err = real.new(config);
+	if not signer then
+		return nil, err;
+	end
+	return {
+		presign = function (_, filename, ...)
+			if filename:find("^fail%-signer") then
+				return nil, "id: no random bytes available";
+			end
+			return signer:presign(filename, ...);
+		end;
+	};
+end
+
+return fault;

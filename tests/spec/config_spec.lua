@@ -1,0 +1,139 @@
+-- Option checks at load time (lua/mod_http_upload_s3/config.lib.lua).
+local config = dofile("lua/mod_http_upload_s3/config.lib.lua");
+
+local BASE = {
+	access_id = "AKIAIOSFODNN7EXAMPLE", secret_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+	region = "eu-west-2", bucket = "chat-uploads", path = "http_uploads",
+};
+
+local function read(overrides, environment, files)
+	local options = {};
+	for k, v in pairs(BASE) do options[k] = v; end
+	for k, v in pairs(overrides or {}) do
+		if v == "nil" then options[k] = nil; else options[k] = v; end
+	end
+	local env = {
+		getenv = function (name) return (environment or {})[name]; end,
+		read_file = function (path)
+			if files and files[path] then return files[path]; end
+			return nil, path .. ": No such file or directory";
+		end,
+	};
+	return config.read(function (name) return options[name]; end, env);
+end
+
+-- The refusal for these overrides, as "option problem".
+local function refusal(overrides, environment)
+	local ok, err = pcall(read, overrides, environment);
+	assert.is_false(ok, "expected a refusal");
+	assert.is_table(err);
+	return err.option .. " " .. err.problem;
+end
+
+describe("config.read", function ()
+	it("has safe defaults", function ()
+		local cfg = read();
+		assert.equal(100 * 1024 * 1024, cfg.file_size_limit);
+		assert.equal(300, cfg.put_expires);
+		assert.equal(10 * cfg.file_size_limit, cfg.daily_quota);
+		assert.equal(60, cfg.rate_limit);
+		assert.is_false(cfg.presign_get);
+		assert.is_false(cfg.sign_content_type);
+		assert.is_false(cfg.path_style);
+		assert.same({ ["image/*"] = true, ["video/*"] = true, ["audio/*"] = true, ["text/plain"] = true },
+			cfg.safe_file_types);
+	end);
+
+	it("refuses missing and malformed options, naming them", function ()
+		local cases = {
+			{ { access_id = "nil" }, "http_upload_s3_access_id is required" },
+			{ { secret_key = "nil" }, "http_upload_s3_secret_key is required" },
+			{ { region = "nil" }, "http_upload_s3_region is required" },
+			{ { region = "Europe" }, "http_upload_s3_region" },
+			{ { region = "eu west 2", endpoint = "https://minio.example.org" }, "http_upload_s3_region" },
+			{ { bucket = "nil" }, "http_upload_s3_bucket is required" },
+			{ { bucket = "a/b" }, "http_upload_s3_bucket" },
+			{ { bucket = "with space" }, "http_upload_s3_bucket" },
+			{ { bucket = 42 }, "http_upload_s3_bucket must be a string" },
+			{ { endpoint = "minio.example.org" }, "http_upload_s3_endpoint" },
+			{ { endpoint = "https://user:pw@minio.example.org" }, "http_upload_s3_endpoint" },
+			{ { endpoint = "https://minio.example.org/s3" }, "http_upload_s3_endpoint" },
+			{ { endpoint = "https://minio.example.org?x=1" }, "http_upload_s3_endpoint" },
+			{ { endpoint = "https://minio.example.org:port" }, "http_upload_s3_endpoint" },
+			{ { expires = 0 }, "http_upload_s3_expires must be between 1 and 604800" },
+			{ { expires = 604801 }, "http_upload_s3_expires must be between 1 and 604800" },
+			{ { expires = 1.5 }, "http_upload_s3_expires must be a whole number" },
+			{ { expires = "300" }, "http_upload_s3_expires must be a number" },
+			{ { get_expires = 604801 }, "http_upload_s3_get_expires" },
+			{ { file_size_limit = 5 * 1024 ^ 3 + 1 }, "http_upload_s3_file_size_limit must be between 1 and 5368709120" },
+			{ { file_size_limit = 0 }, "http_upload_s3_file_size_limit" },
+			{ { path = "a//b" }, "http_upload_s3_path" },
+			{ { path = "../x" }, "http_upload_s3_path" },
+			{ { path = "a/./b" }, "http_upload_s3_path" },
+			{ { presign_get = "yes" }, "http_upload_s3_presign_get must be a boolean" },
+			{ { daily_quota = -1 }, "http_upload_s3_daily_quota" },
+			{ { access = 42 }, "http_upload_s3_access must be a list of strings" },
+			{ { get_url = "cdn.example.org" }, "http_upload_s3_get_url" },
+			{ { get_url = "https://cdn.example.org", presign_get = true }, "http_upload_s3_get_url cannot be combined" },
+			{ { secret_key_file = "/nonexistent" }, "http_upload_s3_secret_key and http_upload_s3_secret_key_file" },
+			{ { secret_key = "nil", secret_key_file = "/nonexistent" }, "http_upload_s3_secret_key_file cannot be read" },
+			{ { path_style = false, bucket = "chat", endpoint = "https://[::1]:9000" }, "http_upload_s3_path_style" },
+		};
+		for _, case in ipairs(cases) do
+			local message = refusal(case[1]);
+			assert.equal(case[2], message:sub(1, #case[2]), message);
+		end
+	end);
+
+	it("never puts the secret in a refusal", function ()
+		local message = refusal({ secret_key = 42 });
+		assert.not_matches("wJalr", message, 1, true);
+	end);
+
+	it("switches to path-style for buckets that cannot be host names, with a warning", function ()
+		for _, bucket in ipairs({ "the_best_bucket", "Chat-Uploads", "ab", "dotted.bucket.name" }) do
+			local cfg, warnings = read({ bucket = bucket });
+			assert.is_true(cfg.path_style, bucket);
+			local mentions = 0;
+			for _, warning in ipairs(warnings) do
+				if warning:find(bucket, 1, true) then mentions = mentions + 1; end
+			end
+			assert.equal(1, mentions, bucket);
+		end
+		local cfg = read({ bucket = "dotted.bucket.name", endpoint = "http://127.0.0.1:7480" });
+		assert.is_false(cfg.path_style);  -- dots are fine without TLS
+		assert.is_false(read({ bucket = "chat-uploads" }).path_style);
+	end);
+
+	it("normalises the folder", function ()
+		assert.equal("http_uploads", read({ path = "/http_uploads/" }).prefix);
+		assert.equal("a/b", read({ path = "a/b" }).prefix);
+		assert.equal("", read({ path = "nil" }).prefix);
+	end);
+
+	it("warns about plain http, literal secrets and static session tokens", function ()
+		local _, warnings = read({ endpoint = "http://127.0.0.1:9000", session_token = "FwoGZX" });
+		local text = table.concat(warnings, "\n");
+		assert.matches("plain http", text, 1, true);
+		assert.matches("secret_key is written in the config file", text, 1, true);
+		assert.matches("session token", text, 1, true);
+		assert.not_matches("wJalr", text, 1, true);
+	end);
+
+	it("reads secrets from a file or the AWS environment variables", function ()
+		local cfg, warnings = read({ secret_key = "nil", secret_key_file = "/run/secrets/s3" }, nil,
+			{ ["/run/secrets/s3"] = "from-file-secret\n" });
+		assert.equal("from-file-secret", cfg.secret_key);
+		assert.equal(0, #warnings);
+		cfg = read({ access_id = "nil", secret_key = "nil", region = "nil" },
+			{ AWS_ACCESS_KEY_ID = "AKIDENV", AWS_SECRET_ACCESS_KEY = "env-secret", AWS_SESSION_TOKEN = "tok", AWS_REGION = "us-east-1" });
+		assert.same({ "AKIDENV", "env-secret", "tok", "us-east-1" },
+			{ cfg.access_key_id, cfg.secret_key, cfg.session_token, cfg.region });
+	end);
+
+	it("takes false as no limit for quota and rate", function ()
+		local cfg = read({ daily_quota = false, rate_limit = false });
+		assert.equal(math.huge, cfg.daily_quota);
+		assert.equal(math.huge, cfg.rate_limit);
+	end);
+end);
