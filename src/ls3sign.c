@@ -8,7 +8,6 @@
  * field. This file owns the clock and the random object ids; sigv4.c has
  * neither. The module is not linked against liblua: the host provides it.
  */
-#include <stdio.h>             /* snprintf(3) */
 #include <pthread.h>           /* pthread_atfork(3) */
 #include <string.h>            /* memcpy(3) strlen(3) */
 #include <time.h>              /* time(2) */
@@ -17,7 +16,6 @@
 #include <lauxlib.h>
 #include <openssl/err.h>       /* ERR_clear_error(3) */
 #include <openssl/rand.h>      /* RAND_bytes(3) */
-#include <uuid/uuid.h>         /* uuid_unparse_lower(3) */
 
 #include "sigv4.h"
 
@@ -72,8 +70,10 @@ static void wipe_signer(struct signer *s)
 }
 
 /* A v4 UUID (RFC 9562: 122 random bits) as 36 lowercase characters. */
-static int new_uuid(struct signer *s, char out[UUID_LEN + 1])
+static int new_uuid(struct signer *s, char out[UUID_LEN])
 {
+	static const char hex[] = "0123456789abcdef";
+
 	if (s->pool_generation != fork_generation || s->pool_used + 16 > sizeof s->pool) {
 		if (RAND_bytes(s->pool, sizeof s->pool) != 1) {
 			ERR_clear_error();
@@ -85,7 +85,12 @@ static int new_uuid(struct signer *s, char out[UUID_LEN + 1])
 	unsigned char *u = s->pool + s->pool_used;
 	u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
 	u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
-	uuid_unparse_lower(u, out);
+	for (size_t i = 0, j = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[j++] = '-';
+		out[j++] = hex[u[i] >> 4];
+		out[j++] = hex[u[i] & 15];
+	}
 	sigv4_wipe(u, 16);
 	s->pool_used += 16;
 	return 1;
@@ -225,6 +230,20 @@ static void read_options(lua_State *L, int t, struct slot_options *o)
 	o->response_type = opt_string(L, t, "response_type");
 }
 
+/* Decimal digits of v; out holds 20. */
+static size_t format_u64(char *out, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
 static const char *status_message(int status)
 {
 	return status == SIGV4_EINVAL ? "invalid filename or content type" : sigv4_strerror(status);
@@ -246,7 +265,7 @@ static int l_presign(lua_State *L)
 	lua_Integer size = luaL_checkinteger(L, 3);
 	const char *type = luaL_optlstring(L, 4, "", &type_len);
 	struct slot_options o;
-	char uuid[UUID_LEN + 1], length[24], key[MAX_PREFIX + UUID_LEN + 2 + SIGV4_MAX_KEY];
+	char uuid[UUID_LEN], length[20], key[MAX_PREFIX + UUID_LEN + 2 + SIGV4_MAX_KEY];
 	size_t key_len = 0, url_len, get_len;
 	int status;
 
@@ -277,7 +296,7 @@ static int l_presign(lua_State *L)
 		return fail(L, "filename", "object key longer than 1024 bytes");
 
 	struct sigv4_pair headers[2] = {
-		{ { "content-length", 14 }, { length, (size_t)snprintf(length, sizeof length, "%lld", (long long)size) } },
+		{ { "content-length", 14 }, { length, format_u64(length, (uint64_t)size) } },
 		{ { "content-type", 12 }, { type, type_len } },
 	};
 	struct sigv4_request put = {
@@ -302,15 +321,14 @@ static int l_presign(lua_State *L)
 		if (status != SIGV4_OK)
 			return fail(L, "presign", status_message(status));
 	} else {
+		/* public: the base, then the key as the PUT URL already has it encoded */
+		struct sigv4_str encoded = sigv4_url_key(&s->core, s->url, url_len);
+		get_len = s->get_base_len + 1 + encoded.len;
+		if (get_len > sizeof s->get_url)
+			return fail(L, "get_url", "too long");
 		memcpy(s->get_url, s->get_base, s->get_base_len);
 		s->get_url[s->get_base_len] = '/';
-		get_len = s->get_base_len + 1;
-		size_t n;
-		status = sigv4_uri_encode(s->get_url + get_len, sizeof s->get_url - get_len, &n,
-		                          (struct sigv4_str){ key, key_len }, 1);
-		if (status != SIGV4_OK)
-			return fail(L, "get_url", status_message(status));
-		get_len += n;
+		memcpy(s->get_url + s->get_base_len + 1, encoded.ptr, encoded.len);
 	}
 
 	lua_pushlstring(L, s->url, url_len);

@@ -17,7 +17,6 @@
 
 #include <string.h>            /* memcpy(3) memcmp(3) memchr(3) */
 
-#include <openssl/crypto.h>    /* OPENSSL_cleanse(3) */
 #include <openssl/sha.h>       /* SHA256_Init(3) and friends */
 
 #define ALGORITHM "AWS4-HMAC-SHA256"
@@ -39,9 +38,16 @@ const char *sigv4_strerror(int status)
 	}
 }
 
+/*
+** Calling memset through a volatile pointer keeps the compiler from dropping
+** it as a dead store, and keeps libc's vectorised memset: on x86-64
+** OPENSSL_cleanse stores a word at a time, which showed in profiles.
+*/
+static void *(*const volatile wipe_memset)(void *, int, size_t) = memset;
+
 void sigv4_wipe(void *ptr, size_t len)
 {
-	OPENSSL_cleanse(ptr, len);
+	wipe_memset(ptr, 0, len);
 }
 
 static struct sigv4_str str(const char *p, size_t n)
@@ -98,50 +104,69 @@ static int finish(const struct out *o, size_t *len)
 
 /* ---- byte classes and URI encoding ------------------------------------ */
 
-/* 256-bit sets: bit c%32 of word c/32. */
-typedef uint32_t byte_set[8];
+/*
+** What each byte may be, as bits of byte_class[c]: kept as itself in a query
+** (RFC 3986 unreserved A-Za-z0-9-._~, the only bytes SigV4 leaves
+** unescaped), kept in an object key path ('/'), allowed in a header field
+** name (RFC 9110 tchar: unreserved plus !#$%&'*+^`|). The table is computed
+** by the compiler from the definitions below.
+*/
+enum { KEEP_QUERY = 1, KEEP_SLASH = 2, TCHAR = 4 };
+#define KEEP_PATH (KEEP_QUERY | KEEP_SLASH)
 
-/* RFC 3986 unreserved A-Za-z0-9-._~: the only bytes SigV4 leaves unescaped. */
-static const byte_set unreserved = { 0, 0x03ff6000, 0x87fffffe, 0x47fffffe, 0, 0, 0, 0 };
-/* The same plus '/', for object key paths. */
-static const byte_set unreserved_or_slash = { 0, 0x03ffe000, 0x87fffffe, 0x47fffffe, 0, 0, 0, 0 };
-/* RFC 9110 tchar: unreserved plus !#$%&'*+^`| ; header field names. */
-static const byte_set tchar = { 0, 0x03ff6cfa, 0xc7fffffe, 0x57ffffff, 0, 0, 0, 0 };
+#define IS_ALNUM(c) (((c) >= '0' && (c) <= '9') || ((c) >= 'A' && (c) <= 'Z') || ((c) >= 'a' && (c) <= 'z'))
+#define IS_UNRESERVED(c) (IS_ALNUM(c) || (c) == '-' || (c) == '.' || (c) == '_' || (c) == '~')
+#define IS_TCHAR_MARK(c) ((c) == '!' || (c) == '#' || (c) == '$' || (c) == '%' || (c) == '&' || \
+                          (c) == '\'' || (c) == '*' || (c) == '+' || (c) == '^' || (c) == '`' || (c) == '|')
+#define CLASS(c) (IS_UNRESERVED(c) ? KEEP_QUERY | TCHAR : \
+                  (c) == '/' ? KEEP_SLASH : IS_TCHAR_MARK(c) ? TCHAR : 0)
+#define CLASS_ROW(r) \
+	CLASS(16 * r + 0), CLASS(16 * r + 1), CLASS(16 * r + 2), CLASS(16 * r + 3), \
+	CLASS(16 * r + 4), CLASS(16 * r + 5), CLASS(16 * r + 6), CLASS(16 * r + 7), \
+	CLASS(16 * r + 8), CLASS(16 * r + 9), CLASS(16 * r + 10), CLASS(16 * r + 11), \
+	CLASS(16 * r + 12), CLASS(16 * r + 13), CLASS(16 * r + 14), CLASS(16 * r + 15)
 
-static int in_set(const byte_set set, unsigned char c)
+static const unsigned char byte_class[256] = {
+	CLASS_ROW(0), CLASS_ROW(1), CLASS_ROW(2), CLASS_ROW(3), CLASS_ROW(4), CLASS_ROW(5),
+	CLASS_ROW(6), CLASS_ROW(7), CLASS_ROW(8), CLASS_ROW(9), CLASS_ROW(10), CLASS_ROW(11),
+	CLASS_ROW(12), CLASS_ROW(13), CLASS_ROW(14), CLASS_ROW(15)
+};
+
+static int is(unsigned char c, unsigned classes)
 {
-	return (set[c >> 5] >> (c & 31)) & 1;
+	return (byte_class[c] & classes) != 0;
 }
 
-static const uint32_t *kept_set(int keep_slash)
-{
-	return keep_slash ? unreserved_or_slash : unreserved;
-}
-
-static size_t encoded_len(struct sigv4_str s, const byte_set keep)
+static size_t encoded_len(struct sigv4_str s, unsigned keep)
 {
 	size_t n = s.len;
 	for (size_t i = 0; i < s.len; i++)
-		n += in_set(keep, (unsigned char)s.ptr[i]) ? 0 : 2;
+		n += is((unsigned char)s.ptr[i], keep) ? 0 : 2;
 	return n;
 }
 
-static char *encode_to(char *d, struct sigv4_str s, const byte_set keep)
+/* Runs of kept bytes are copied whole: keys and names are mostly such runs. */
+static char *encode_to(char *d, struct sigv4_str s, unsigned keep)
 {
-	for (size_t i = 0; i < s.len; i++) {
-		unsigned char c = (unsigned char)s.ptr[i];
-		if (in_set(keep, c)) {
-			*d++ = (char)c;
-		} else {
-			d[0] = '%', d[1] = hex_upper[c >> 4], d[2] = hex_upper[c & 15];
-			d += 3;
-		}
+	size_t i = 0;
+	while (i < s.len) {
+		size_t run = i;
+		while (run < s.len && is((unsigned char)s.ptr[run], keep))
+			run++;
+		memcpy(d, s.ptr + i, run - i);
+		d += run - i;
+		if (run == s.len)
+			break;
+		unsigned char c = (unsigned char)s.ptr[run];
+		d[0] = '%', d[1] = hex_upper[c >> 4], d[2] = hex_upper[c & 15];
+		d += 3;
+		i = run + 1;
 	}
 	return d;
 }
 
 /* Encoding at most triples the length: when that fits, one pass suffices. */
-static void put_encoded(struct out *o, struct sigv4_str s, const byte_set keep)
+static void put_encoded(struct out *o, struct sigv4_str s, unsigned keep)
 {
 	char *d = room(o, 3 * s.len);
 	if (d) {
@@ -157,7 +182,7 @@ static void put_encoded(struct out *o, struct sigv4_str s, const byte_set keep)
 int sigv4_uri_encode(char *dst, size_t cap, size_t *len, struct sigv4_str src, int keep_slash)
 {
 	struct out o = { dst, cap, 0 };
-	put_encoded(&o, src, kept_set(keep_slash));
+	put_encoded(&o, src, keep_slash ? KEEP_PATH : KEEP_QUERY);
 	return finish(&o, len);
 }
 
@@ -174,7 +199,7 @@ static int encoded_compare(struct sigv4_str a, struct sigv4_str b)
 		unsigned char x = (unsigned char)a.ptr[i], y = (unsigned char)b.ptr[i];
 		if (x == y)
 			continue;
-		int ux = in_set(unreserved, x), uy = in_set(unreserved, y);
+		int ux = is(x, KEEP_QUERY), uy = is(y, KEEP_QUERY);
 		if (ux != uy)
 			return ux ? 1 : -1;
 		return x < y ? -1 : 1;
@@ -242,7 +267,7 @@ static int valid_header(const struct sigv4_pair *h)
 	if (h->name.len == 0)
 		return 0;
 	for (size_t i = 0; i < h->name.len; i++)
-		if (!in_set(tchar, (unsigned char)h->name.ptr[i]))
+		if (!is((unsigned char)h->name.ptr[i], TCHAR))
 			return 0;
 	for (size_t i = 0; i < h->value.len; i++) {
 		unsigned char c = (unsigned char)h->value.ptr[i];
@@ -252,14 +277,9 @@ static int valid_header(const struct sigv4_pair *h)
 	return 1;
 }
 
-/* Check and sort headers by name in place; EINVAL on a bad or repeated name. */
+/* Sort checked headers by name in place; EINVAL on a repeated name. */
 static int sort_headers(const struct sigv4_pair **v, size_t n)
 {
-	if (n > SIGV4_MAX_PAIRS + 1)
-		return SIGV4_EINVAL;
-	for (size_t i = 0; i < n; i++)
-		if (!valid_header(v[i]))
-			return SIGV4_EINVAL;
 	return sort_pairs(v, n, header_compare) ? SIGV4_EINVAL : SIGV4_OK;
 }
 
@@ -334,9 +354,9 @@ static void put_params(struct out *o, const struct sigv4_pair *const *v, size_t 
 		if (!*first)
 			put_char(o, '&');
 		*first = 0;
-		put_encoded(o, v[i]->name, unreserved);
+		put_encoded(o, v[i]->name, KEEP_QUERY);
 		put_char(o, '=');
-		put_encoded(o, v[i]->value, unreserved);
+		put_encoded(o, v[i]->value, KEEP_QUERY);
 	}
 }
 
@@ -354,15 +374,23 @@ static void put_query(struct out *o, const struct canon *c)
 	put_params(o, c->query + c->encoded_at, c->query_count - c->encoded_at, &first);
 }
 
-static void put_canonical_request(struct out *o, const struct canon *c)
+/* Where lines of a canonical request start: what a URL copies from it. */
+struct canon_marks {
+	size_t path, query, headers;
+};
+
+static void put_canonical_request(struct out *o, const struct canon *c, struct canon_marks *m)
 {
 	put_str(o, c->method);
 	put_char(o, '\n');
+	m->path = o->len;
 	put_str(o, c->path_head);
-	put_encoded(o, c->path, unreserved_or_slash);
+	put_encoded(o, c->path, KEEP_PATH);
 	put_char(o, '\n');
+	m->query = o->len;
 	put_query(o, c);
 	put_char(o, '\n');
+	m->headers = o->len;
 	for (size_t i = 0; i < c->header_count; i++) {
 		put_lowercase(o, c->headers[i]->name);
 		put_char(o, ':');
@@ -383,8 +411,11 @@ int sigv4_canonical_request(char *out, size_t cap, size_t *len, const struct sig
 	if (c->method.len == 0 || c->path.len == 0 || c->query_count > SIGV4_MAX_PAIRS ||
 	    c->header_count > SIGV4_MAX_PAIRS + 1)
 		return SIGV4_EINVAL;
-	for (size_t i = 0; i < c->header_count; i++)
+	for (size_t i = 0; i < c->header_count; i++) {
+		if (!valid_header(&c->headers[i]))
+			return SIGV4_EINVAL;
 		headers[i] = &c->headers[i];
+	}
 	if (sort_headers(headers, c->header_count) != SIGV4_OK)
 		return SIGV4_EINVAL;
 	for (size_t i = 0; i < c->query_count; i++)
@@ -395,7 +426,8 @@ int sigv4_canonical_request(char *out, size_t cap, size_t *len, const struct sig
 		c->method, LIT(""), c->path, query, c->query_count, NULL, 0, 0,
 		headers, c->header_count, c->payload_hash
 	};
-	put_canonical_request(&o, &canon);
+	struct canon_marks marks;
+	put_canonical_request(&o, &canon, &marks);
 	return finish(&o, len);
 }
 
@@ -526,7 +558,7 @@ static int hmac_end(uint8_t mac[SIGV4_KEY_LEN], SHA256_CTX *inner, const SHA256_
 {
 	uint8_t md[SIGV4_KEY_LEN];
 	int ok = SHA256_Final(md, inner);
-	*inner = *outer;
+	memcpy(inner, outer, sizeof *inner);
 	ok = ok && SHA256_Update(inner, md, sizeof md) && SHA256_Final(mac, inner);
 	sigv4_wipe(inner, sizeof *inner);
 	sigv4_wipe(md, sizeof md);
@@ -591,6 +623,11 @@ static int valid_utf8(struct sigv4_str s)
 {
 	const unsigned char *p = (const unsigned char *)s.ptr, *end = p + s.len;
 	while (p < end) {
+		uint64_t ascii8;   /* plain ASCII, the common case, 8 bytes at a time */
+		if (end - p >= 8 && (memcpy(&ascii8, p, 8), (ascii8 & UINT64_C(0x8080808080808080)) == 0)) {
+			p += 8;
+			continue;
+		}
 		unsigned c = *p++;
 		size_t more;
 		unsigned min;
@@ -790,14 +827,14 @@ int sigv4_signer_init(struct sigv4_signer *s, const struct sigv4_config *c, cons
 	struct out head = { s->path_head, sizeof s->path_head, 0 };
 	put_char(&head, '/');
 	if (s->path_style) {
-		put_encoded(&head, c->bucket, unreserved);
+		put_encoded(&head, c->bucket, KEEP_QUERY);
 		put_char(&head, '/');
 	}
 	s->path_head_len = head.len;
 	if (c->session_token.len) {
 		struct out token = { s->token_param, sizeof s->token_param, 0 };
 		put_str(&token, LIT("&X-Amz-Security-Token="));
-		put_encoded(&token, c->session_token, unreserved);
+		put_encoded(&token, c->session_token, KEEP_QUERY);
 		s->token_param_len = token.len;
 	}
 	return SIGV4_OK;
@@ -836,7 +873,6 @@ static int refresh_day(struct sigv4_signer *s, const char amz_date[SIGV4_AMZ_DAT
 	if (s->key_day[0] && memcmp(s->key_day, amz_date, 8) == 0)
 		return SIGV4_OK;
 	memset(s->key_day, 0, sizeof s->key_day);
-	memset(s->sts_date, 0, sizeof s->sts_date);
 	int status = sigv4_derive_key(s->signing_key, str(s->secret_key, s->secret_key_len), amz_date,
 	                              str(s->region, s->region_len), str(s->service, s->service_len));
 	if (status == SIGV4_OK)
@@ -849,9 +885,9 @@ static int refresh_day(struct sigv4_signer *s, const char amz_date[SIGV4_AMZ_DAT
 
 	struct out o = { s->query_head, sizeof s->query_head, 0 };
 	put_str(&o, LIT("X-Amz-Algorithm=" ALGORITHM "&X-Amz-Credential="));
-	put_encoded(&o, str(s->access_key_id, s->access_key_id_len), unreserved);
+	put_encoded(&o, str(s->access_key_id, s->access_key_id_len), KEEP_QUERY);
 	put_str(&o, LIT("%2F"));
-	put_encoded(&o, str(s->scope, s->scope_len), unreserved);
+	put_encoded(&o, str(s->scope, s->scope_len), KEEP_QUERY);
 	put_str(&o, LIT("&X-Amz-Date="));
 	if ((status = finish(&o, &s->query_head_len)) == SIGV4_OK)
 		memcpy(s->key_day, amz_date, 8);
@@ -859,23 +895,31 @@ static int refresh_day(struct sigv4_signer *s, const char amz_date[SIGV4_AMZ_DAT
 }
 
 /*
-** When the second changes: the HMAC inner state after the string to sign's
-** head, which depends only on the time and the scope. Every URL signed in
-** the same second then hashes just the canonical request's hash on top.
+** When the second changes: X-Amz-Date, the day's state if the day changed
+** too, and the HMAC inner state after the string to sign's head, which
+** depends only on the time and the scope. Every URL signed in the same
+** second then hashes just its canonical request's hash on top.
 */
-static int refresh_second(struct sigv4_signer *s, const char amz_date[SIGV4_AMZ_DATE_LEN])
+static int refresh_second(struct sigv4_signer *s, int64_t now)
 {
+	char amz_date[SIGV4_AMZ_DATE_LEN];
 	char head[sizeof ALGORITHM + SIGV4_AMZ_DATE_LEN + 1 + SIGV4_MAX_SCOPE + 1];
 	struct out o = { head, sizeof head, 0 };
+	int status;
 
-	if (memcmp(s->sts_date, amz_date, SIGV4_AMZ_DATE_LEN) == 0)
+	if (s->amz_date[0] && s->second == now)
 		return SIGV4_OK;
-	memset(s->sts_date, 0, sizeof s->sts_date);
+	memset(s->amz_date, 0, sizeof s->amz_date);
+	if (sigv4_amz_date(amz_date, now) != SIGV4_OK)
+		return SIGV4_EINVAL;
+	if ((status = refresh_day(s, amz_date)) != SIGV4_OK)
+		return status;
 	put_sts_head(&o, amz_date, str(s->scope, s->scope_len));
-	s->sts_inner = s->hmac_inner;
+	memcpy(&s->sts_inner, &s->hmac_inner, sizeof s->sts_inner);
 	if (finish(&o, NULL) != SIGV4_OK || !SHA256_Update(&s->sts_inner, head, o.len))
 		return SIGV4_ECRYPTO;
-	memcpy(s->sts_date, amz_date, SIGV4_AMZ_DATE_LEN);
+	memcpy(s->amz_date, amz_date, sizeof amz_date);
+	s->second = now;
 	return SIGV4_OK;
 }
 
@@ -914,20 +958,10 @@ static size_t format_u32(char out[10], uint32_t v)
 	return n;
 }
 
-/* Byte range of line number `line` (0-based) of a canonical request. */
-static struct sigv4_str line_of(const char *text, size_t len, int line)
-{
-	const char *p = text, *end = text + len;
-	for (; line > 0; line--)
-		p = (const char *)memchr(p, '\n', (size_t)(end - p)) + 1;
-	const char *nl = memchr(p, '\n', (size_t)(end - p));
-	return str(p, (size_t)((nl ? nl : end) - p));
-}
-
 int sigv4_presign(char *url, size_t cap, size_t *len, struct sigv4_signer *s,
                   const struct sigv4_request *r, char *creq, size_t creq_cap, size_t *creq_len)
 {
-	char amz_date[SIGV4_AMZ_DATE_LEN], expires[10], hash_hex[SIGV4_HEX_LEN], signature[SIGV4_HEX_LEN];
+	char expires[10], hash_hex[SIGV4_HEX_LEN], signature[SIGV4_HEX_LEN];
 	char signed_headers[(SIGV4_MAX_PAIRS + 1) * 64], signed_param[3 * sizeof signed_headers];
 	const struct sigv4_pair host = { LIT("host"), str(s->host, s->host_len) };
 	const struct sigv4_pair *headers[SIGV4_MAX_PAIRS + 1], *query[SIGV4_MAX_PAIRS];
@@ -935,15 +969,18 @@ int sigv4_presign(char *url, size_t cap, size_t *len, struct sigv4_signer *s,
 	uint8_t md[SIGV4_KEY_LEN], mac[SIGV4_KEY_LEN];
 	int status;
 
-	if (!valid_request(r) || sigv4_amz_date(amz_date, r->now) != SIGV4_OK)
+	if (!valid_request(r))
 		return SIGV4_EINVAL;
-	if ((status = refresh_day(s, amz_date)) != SIGV4_OK || (status = refresh_second(s, amz_date)) != SIGV4_OK)
+	if ((status = refresh_second(s, r->now)) != SIGV4_OK)
 		return status;
 
-	/* the signer owns Host: a Host among r->headers is refused as a duplicate */
+	/* the signer owns Host (checked at init): another Host is refused as a duplicate */
 	headers[0] = &host;
-	for (size_t i = 0; i < r->header_count; i++)
+	for (size_t i = 0; i < r->header_count; i++) {
+		if (!valid_header(&r->headers[i]))
+			return SIGV4_EINVAL;
 		headers[i + 1] = &r->headers[i];
+	}
 	if (sort_headers(headers, n_headers) != SIGV4_OK)
 		return SIGV4_EINVAL;
 	struct out sh = { signed_headers, sizeof signed_headers, 0 };
@@ -951,7 +988,7 @@ int sigv4_presign(char *url, size_t cap, size_t *len, struct sigv4_signer *s,
 	if (finish(&sh, NULL) != SIGV4_OK)
 		return SIGV4_EINVAL;
 	struct out sp = { signed_param, sizeof signed_param, 0 };
-	put_encoded(&sp, str(signed_headers, sh.len), unreserved);
+	put_encoded(&sp, str(signed_headers, sh.len), KEEP_QUERY);
 
 	/*
 	** The caller's parameters do not start with X-Amz-, which every one of
@@ -964,7 +1001,7 @@ int sigv4_presign(char *url, size_t cap, size_t *len, struct sigv4_signer *s,
 		before++;
 	const struct sigv4_str auth[] = {
 		str(s->query_head, s->query_head_len),
-		str(amz_date, sizeof amz_date),
+		str(s->amz_date, sizeof s->amz_date),
 		LIT("&X-Amz-Expires="),
 		str(expires, format_u32(expires, r->expires)),
 		str(s->token_param, s->token_param_len),
@@ -976,14 +1013,16 @@ int sigv4_presign(char *url, size_t cap, size_t *len, struct sigv4_signer *s,
 		auth, sizeof auth / sizeof *auth, before, headers, n_headers, LIT(UNSIGNED_PAYLOAD)
 	};
 	struct out cr = { creq, creq_cap, 0 };
-	put_canonical_request(&cr, &c);
+	struct canon_marks m;
+	put_canonical_request(&cr, &c, &m);
 	if ((status = finish(&cr, creq_len)) != SIGV4_OK)
 		return status;
 
 	/* the string to sign is the cached head plus the canonical request's hash */
-	SHA256_CTX ctx = s->sts_inner;
+	SHA256_CTX ctx;
 	if ((status = sha256(md, str(creq, cr.len))) != SIGV4_OK)
 		return status;
+	memcpy(&ctx, &s->sts_inner, sizeof ctx);
 	hex(hash_hex, md, sizeof md);
 	if (!SHA256_Update(&ctx, hash_hex, sizeof hash_hex)) {
 		sigv4_wipe(&ctx, sizeof ctx);
@@ -996,9 +1035,9 @@ int sigv4_presign(char *url, size_t cap, size_t *len, struct sigv4_signer *s,
 	/* the URL reuses the encoded path and query of the canonical request */
 	struct out o = { url, cap, 0 };
 	put_origin(&o, s);
-	put_str(&o, line_of(creq, cr.len, 1));
+	put(&o, creq + m.path, m.query - 1 - m.path);
 	put_char(&o, '?');
-	put_str(&o, line_of(creq, cr.len, 2));
+	put(&o, creq + m.query, m.headers - 1 - m.query);
 	put_str(&o, LIT("&X-Amz-Signature="));
 	put(&o, signature, sizeof signature);
 	return finish(&o, len);

@@ -147,7 +147,8 @@ struct sigv4_signer {
 	size_t scope_len, query_head_len;   /* query_head: encoded "X-Amz-Algorithm=...&X-Amz-Date=" */
 
 	/* per second */
-	char sts_date[SIGV4_AMZ_DATE_LEN];  /* the time sts_inner was made for */
+	int64_t second;                     /* the Unix time amz_date and sts_inner are for */
+	char amz_date[SIGV4_AMZ_DATE_LEN];  /* all zero: nothing cached */
 	SHA256_CTX sts_inner;               /* hmac_inner after the string to sign's head */
 };
 
