@@ -89,6 +89,7 @@ test-crosscheck: $(B)/s3sign.so
 test-integration: $(B)/s3sign.so
 	$(PYTHON) tests/integration/test_upload.py
 	$(PYTHON) tests/integration/test_policy.py
+	$(PYTHON) tests/integration/test_s2s.py
 
 bench: $(B)/s3sign.so $(B)/bench_sigv4
 	$(PYTHON) bench/run.py --build $(B) --lua $(LUA)

@@ -43,13 +43,15 @@ def wait_for_port(port, timeout, proc=None, log=None):
 
 
 def lua_string(value):
-    """A Lua literal for a config value: string, number, boolean or list."""
+    """A Lua literal for a config value: string, number, boolean, list or dict."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, (list, tuple)):
         return "{ " + ", ".join(lua_string(v) for v in value) + " }"
+    if isinstance(value, dict):
+        return "{ " + ", ".join("%s = %s" % (k, lua_string(v)) for k, v in value.items()) + " }"
     return '"' + "".join(c if c.isalnum() or c in " ./:-_@+=~" else "\\%d" % b
                          for c in value for b in c.encode()) + '"'
 

@@ -1,0 +1,139 @@
+#!/usr/bin/python3
+"""A user of another server, arriving over a real server-to-server link, may not
+upload unless the access list names them.
+
+  /usr/bin/python3 tests/integration/test_s2s.py
+
+Two Prosody servers on two loopback addresses (s2s needs port 5269, so each
+gets an address of its own in 127.0.0.0/8), finding each other through a
+hosts file; a stub DNS server on loopback answers NXDOMAIN to everything else
+(the SRV lookups), so nothing leaves the machine. Nothing is uploaded, so no S3
+is needed: presigning does no I/O.
+"""
+import os
+import random
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+import client  # noqa: E402
+import stack  # noqa: E402
+from client import SlotError  # noqa: E402
+
+PASSWORD = "over the wire"
+passed, failed = 0, []
+
+
+def check(name, condition, detail=""):
+    global passed
+    if condition:
+        passed += 1
+    else:
+        failed.append(name)
+        print("FAIL %s %s" % (name, detail))
+
+
+class NxdomainServer:
+    """Answers every DNS query on 127.0.0.1 with NXDOMAIN."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                query, peer = self.sock.recvfrom(512)
+            except OSError:
+                return
+            if len(query) >= 12:
+                # same id and question; QR=1, RD copied, RA=1, RCODE=3; no answers
+                flags = bytes([0x80 | (query[2] & 0x01), 0x83])
+                self.sock.sendto(query[:2] + flags + query[4:6] + b"\0\0\0\0\0\0" + query[12:], peer)
+
+    def close(self):
+        self.sock.close()
+
+
+def free_s2s_address():
+    """A loopback address whose port 5269 is free."""
+    for _ in range(50):
+        address = "127.%d.%d.%d" % (random.randint(1, 254), random.randint(0, 255), random.randint(1, 254))
+        with socket.socket() as s:
+            try:
+                s.bind((address, 5269))
+                return address
+            except OSError:
+                continue
+    raise RuntimeError("no loopback address with port 5269 free")
+
+
+def server(workdir, hosts_file, dns_port, address, hosts):
+    return stack.Prosody(workdir, hosts, extra_modules=["dialback"], global_options={
+        "modules_disabled": ["tls"],
+        "s2s_ports": [5269],
+        "s2s_interfaces": [address],
+        "s2s_require_encryption": False,
+        "s2s_secure_auth": False,
+        "unbound": {"resolvconf": False, "hoststxt": hosts_file, "forward": "127.0.0.1@%d" % dns_port},
+    })
+
+
+def main():
+    started = time.monotonic()
+    workdir = stack.workdir()
+    dns = NxdomainServer()
+    servers, clients = [], []
+    try:
+        home, away = free_s2s_address(), free_s2s_address()
+        hosts_file = os.path.join(workdir, "hosts")
+        with open(hosts_file, "w") as f:
+            f.write("%s example.test\n%s remote.test\n" % (home, away))
+        secret_file = os.path.join(workdir, "secret")
+        with open(secret_file, "w") as f:
+            f.write("not-a-real-secret\n")
+        module = {
+            "http_upload_s3_access_id": "AKIDEXAMPLE", "http_upload_s3_secret_key_file": secret_file,
+            "http_upload_s3_region": "us-east-1", "http_upload_s3_bucket": "uploads",
+            "http_upload_s3_endpoint": "http://127.0.0.1:9", "http_upload_s3_path_style": True,
+            "http_upload_s3_access": ["dave@remote.test"],
+        }
+        servers.append(server(workdir, hosts_file, dns.port, home, {"example.test": module}))
+        servers.append(server(workdir, hosts_file, dns.port, away, {"remote.test": {"modules_enabled": []}}))
+        servers[1].register("carol", "remote.test", PASSWORD)
+        servers[1].register("dave", "remote.test", PASSWORD)
+        carol = client.Client("carol@remote.test", PASSWORD, servers[1].port)
+        dave = client.Client("dave@remote.test", PASSWORD, servers[1].port)
+        clients += [carol, dave]
+
+        try:
+            carol.request_slot("example.test", "a.txt", 1)
+            check("a remote user is forbidden", False, "got a slot")
+        except SlotError as e:
+            check("a remote user is forbidden", (e.type, e.condition) == ("auth", "forbidden"), e)
+        try:
+            put, _, _ = dave.request_slot("example.test", "a.txt", 1)
+            check("a remote user on the access list gets a slot", put.startswith("http://127.0.0.1:9/uploads/"), put)
+        except SlotError as e:
+            check("a remote user on the access list gets a slot", False, e)
+        log = servers[0].log_text()
+        check("the requests came over s2s", "s2sin" in log and "dave@remote.test" in log)
+    finally:
+        for c in clients:
+            c.close()
+        for s in servers:
+            s.stop()
+        dns.close()
+        stack.cleanup(workdir)
+        client.shutdown()
+    print("s2s: %.1fs" % (time.monotonic() - started))
+    print("%d passed, %d failed" % (passed, len(failed)))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
