@@ -31,6 +31,11 @@ def run_all(*coroutines):
     return run(asyncio.gather(*coroutines))
 
 
+# slixmpp leaves a task pending per stream after disconnect; keeping the clients
+# alive until shutdown() cancels those tasks avoids "Task was destroyed" noise.
+_clients = []
+
+
 def shutdown():
     """Cancel what the clients left running, so the interpreter exits quietly."""
     tasks = asyncio.all_tasks(loop)
@@ -52,6 +57,7 @@ class Client:
     stanzas reach the server the way a remote domain's would, not from a user session."""
 
     def __init__(self, jid, password, port, component=False):
+        _clients.append(self)
         if component:
             self.xmpp = slixmpp.ComponentXMPP(jid, password, "127.0.0.1", port)
         else:
