@@ -25,7 +25,22 @@
 #define AUTH_PREFIX "X-Amz-"      /* the parameters the signer adds all start so */
 
 static const char hex_upper[] = "0123456789ABCDEF";
-static const char hex_lower[] = "0123456789abcdef";
+
+/* A 256-entry table initialiser: F(c) for every byte c, computed by the compiler. */
+#define ROW16(F, r) \
+	F(16 * r + 0), F(16 * r + 1), F(16 * r + 2), F(16 * r + 3), \
+	F(16 * r + 4), F(16 * r + 5), F(16 * r + 6), F(16 * r + 7), \
+	F(16 * r + 8), F(16 * r + 9), F(16 * r + 10), F(16 * r + 11), \
+	F(16 * r + 12), F(16 * r + 13), F(16 * r + 14), F(16 * r + 15)
+#define TABLE256(F) \
+	ROW16(F, 0), ROW16(F, 1), ROW16(F, 2), ROW16(F, 3), ROW16(F, 4), ROW16(F, 5), \
+	ROW16(F, 6), ROW16(F, 7), ROW16(F, 8), ROW16(F, 9), ROW16(F, 10), ROW16(F, 11), \
+	ROW16(F, 12), ROW16(F, 13), ROW16(F, 14), ROW16(F, 15)
+
+/* Lowercase hex of every byte: digests become text two characters per load. */
+#define HEX_DIGIT(d) ((d) < 10 ? '0' + (d) : 'a' + (d) - 10)
+#define HEX_PAIR(b) { HEX_DIGIT((b) >> 4), HEX_DIGIT((b) & 15) }
+static const char hex_pairs[256][2] = { TABLE256(HEX_PAIR) };
 
 const char *sigv4_strerror(int status)
 {
@@ -120,17 +135,7 @@ enum { KEEP_QUERY = 1, KEEP_SLASH = 2, TCHAR = 4 };
                           (c) == '\'' || (c) == '*' || (c) == '+' || (c) == '^' || (c) == '`' || (c) == '|')
 #define CLASS(c) (IS_UNRESERVED(c) ? KEEP_QUERY | TCHAR : \
                   (c) == '/' ? KEEP_SLASH : IS_TCHAR_MARK(c) ? TCHAR : 0)
-#define CLASS_ROW(r) \
-	CLASS(16 * r + 0), CLASS(16 * r + 1), CLASS(16 * r + 2), CLASS(16 * r + 3), \
-	CLASS(16 * r + 4), CLASS(16 * r + 5), CLASS(16 * r + 6), CLASS(16 * r + 7), \
-	CLASS(16 * r + 8), CLASS(16 * r + 9), CLASS(16 * r + 10), CLASS(16 * r + 11), \
-	CLASS(16 * r + 12), CLASS(16 * r + 13), CLASS(16 * r + 14), CLASS(16 * r + 15)
-
-static const unsigned char byte_class[256] = {
-	CLASS_ROW(0), CLASS_ROW(1), CLASS_ROW(2), CLASS_ROW(3), CLASS_ROW(4), CLASS_ROW(5),
-	CLASS_ROW(6), CLASS_ROW(7), CLASS_ROW(8), CLASS_ROW(9), CLASS_ROW(10), CLASS_ROW(11),
-	CLASS_ROW(12), CLASS_ROW(13), CLASS_ROW(14), CLASS_ROW(15)
-};
+static const unsigned char byte_class[256] = { TABLE256(CLASS) };
 
 static int is(unsigned char c, unsigned classes)
 {
@@ -315,7 +320,10 @@ static size_t trimall(char *d, struct sigv4_str s)
 
 static void put_trimmed(struct out *o, struct sigv4_str s)
 {
-	o->len += trimall(room(o, s.len), s);
+	if (!memchr(s.ptr, ' ', s.len))
+		put_str(o, s);   /* the common case: nothing to trim */
+	else
+		o->len += trimall(room(o, s.len), s);
 }
 
 static void put_signed_headers(struct out *o, const struct sigv4_pair *const *v, size_t n)
@@ -344,6 +352,8 @@ struct canon {
 	size_t encoded_at;
 	const struct sigv4_pair *const *headers;    /* checked, sorted */
 	size_t header_count;
+	struct sigv4_str signed_headers;            /* their names as put_signed_headers writes
+	                                               them, if at hand; NULL: written here */
 	struct sigv4_str payload_hash;
 };
 
@@ -398,7 +408,10 @@ static void put_canonical_request(struct out *o, const struct canon *c, struct c
 		put_char(o, '\n');
 	}
 	put_char(o, '\n');
-	put_signed_headers(o, c->headers, c->header_count);
+	if (c->signed_headers.ptr)
+		put_str(o, c->signed_headers);
+	else
+		put_signed_headers(o, c->headers, c->header_count);
 	put_char(o, '\n');
 	put_str(o, c->payload_hash);
 }
@@ -424,7 +437,7 @@ int sigv4_canonical_request(char *out, size_t cap, size_t *len, const struct sig
 
 	struct canon canon = {
 		c->method, LIT(""), c->path, query, c->query_count, NULL, 0, 0,
-		headers, c->header_count, c->payload_hash
+		headers, c->header_count, str(NULL, 0), c->payload_hash
 	};
 	struct canon_marks marks;
 	put_canonical_request(&o, &canon, &marks);
@@ -497,10 +510,8 @@ static int sha256(uint8_t md[SIGV4_KEY_LEN], struct sigv4_str msg)
 
 static void hex(char *out, const uint8_t *bytes, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hex_lower[bytes[i] >> 4];
-		out[2 * i + 1] = hex_lower[bytes[i] & 15];
-	}
+	for (size_t i = 0; i < n; i++)
+		memcpy(out + 2 * i, hex_pairs[bytes[i]], 2);
 }
 
 /* "AWS4-HMAC-SHA256\n" date "\n" scope "\n": all of a string to sign but the hash. */
@@ -618,19 +629,32 @@ int sigv4_sign(char out[SIGV4_HEX_LEN], const uint8_t key[SIGV4_KEY_LEN], struct
 
 /* ---- input checks ---------------------------------------------------- */
 
-/* Strict UTF-8: no overlong forms, surrogates or code points past U+10FFFF. */
+/*
+** Eight bytes all in 0x01..0x7f: no high bit in any byte of w, nor in w
+** minus one per byte, where a 0x00 byte (the lowest, free of borrows) wraps.
+*/
+static int ascii8_without_nul(const unsigned char *p)
+{
+	const uint64_t ones = UINT64_C(0x0101010101010101), highs = ones << 7;
+	uint64_t w;
+	memcpy(&w, p, 8);
+	return ((w | (w - ones)) & highs) == 0;
+}
+
+/* Strict UTF-8 without NUL: no overlong forms, surrogates or code points past U+10FFFF. */
 static int valid_utf8(struct sigv4_str s)
 {
 	const unsigned char *p = (const unsigned char *)s.ptr, *end = p + s.len;
 	while (p < end) {
-		uint64_t ascii8;   /* plain ASCII, the common case, 8 bytes at a time */
-		if (end - p >= 8 && (memcpy(&ascii8, p, 8), (ascii8 & UINT64_C(0x8080808080808080)) == 0)) {
+		if (end - p >= 8 && ascii8_without_nul(p)) {   /* the common case, 8 bytes at a time */
 			p += 8;
 			continue;
 		}
 		unsigned c = *p++;
 		size_t more;
 		unsigned min;
+		if (c == 0)
+			return 0;
 		if (c < 0x80)
 			continue;
 		else if (c >= 0xc2 && c <= 0xdf)
@@ -831,12 +855,13 @@ int sigv4_signer_init(struct sigv4_signer *s, const struct sigv4_config *c, cons
 		put_char(&head, '/');
 	}
 	s->path_head_len = head.len;
+	struct out tail = { s->after_expires, sizeof s->after_expires, 0 };
 	if (c->session_token.len) {
-		struct out token = { s->token_param, sizeof s->token_param, 0 };
-		put_str(&token, LIT("&X-Amz-Security-Token="));
-		put_encoded(&token, c->session_token, KEEP_QUERY);
-		s->token_param_len = token.len;
+		put_str(&tail, LIT("&X-Amz-Security-Token="));
+		put_encoded(&tail, c->session_token, KEEP_QUERY);
 	}
+	put_str(&tail, LIT("&X-Amz-SignedHeaders="));
+	s->after_expires_len = tail.len;
 	return SIGV4_OK;
 }
 
@@ -863,11 +888,7 @@ int sigv4_bucket_url(char *out, size_t cap, size_t *len, const struct sigv4_sign
 	return finish(&o, len);
 }
 
-/*
-** When the UTC day changes: the signing key, its HMAC states, the scope and
-** the encoded query parameters up to the date, which hold the scope:
-** "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=<id/scope>&X-Amz-Date=".
-*/
+/* When the UTC day changes: the signing key, its HMAC states and the scope. */
 static int refresh_day(struct sigv4_signer *s, const char amz_date[SIGV4_AMZ_DATE_LEN])
 {
 	if (s->key_day[0] && memcmp(s->key_day, amz_date, 8) == 0)
@@ -880,31 +901,23 @@ static int refresh_day(struct sigv4_signer *s, const char amz_date[SIGV4_AMZ_DAT
 	if (status == SIGV4_OK)
 		status = sigv4_scope(s->scope, sizeof s->scope, &s->scope_len, amz_date,
 		                     str(s->region, s->region_len), str(s->service, s->service_len));
-	if (status != SIGV4_OK)
-		return status;
-
-	struct out o = { s->query_head, sizeof s->query_head, 0 };
-	put_str(&o, LIT("X-Amz-Algorithm=" ALGORITHM "&X-Amz-Credential="));
-	put_encoded(&o, str(s->access_key_id, s->access_key_id_len), KEEP_QUERY);
-	put_str(&o, LIT("%2F"));
-	put_encoded(&o, str(s->scope, s->scope_len), KEEP_QUERY);
-	put_str(&o, LIT("&X-Amz-Date="));
-	if ((status = finish(&o, &s->query_head_len)) == SIGV4_OK)
+	if (status == SIGV4_OK)
 		memcpy(s->key_day, amz_date, 8);
 	return status;
 }
 
 /*
 ** When the second changes: X-Amz-Date, the day's state if the day changed
-** too, and the HMAC inner state after the string to sign's head, which
-** depends only on the time and the scope. Every URL signed in the same
-** second then hashes just its canonical request's hash on top.
+** too, the encoded query parameters up to X-Amz-Expires' value, and the HMAC
+** inner state after the string to sign's head. All depend only on the time
+** and the configuration; a URL signed in the same second copies the
+** parameters and hashes just its canonical request's hash on top.
 */
 static int refresh_second(struct sigv4_signer *s, int64_t now)
 {
 	char amz_date[SIGV4_AMZ_DATE_LEN];
-	char head[sizeof ALGORITHM + SIGV4_AMZ_DATE_LEN + 1 + SIGV4_MAX_SCOPE + 1];
-	struct out o = { head, sizeof head, 0 };
+	char sts_head[sizeof ALGORITHM + SIGV4_AMZ_DATE_LEN + 1 + SIGV4_MAX_SCOPE + 1];
+	struct out head = { sts_head, sizeof sts_head, 0 };
 	int status;
 
 	if (s->amz_date[0] && s->second == now)
@@ -914,9 +927,21 @@ static int refresh_second(struct sigv4_signer *s, int64_t now)
 		return SIGV4_EINVAL;
 	if ((status = refresh_day(s, amz_date)) != SIGV4_OK)
 		return status;
-	put_sts_head(&o, amz_date, str(s->scope, s->scope_len));
+
+	struct out q = { s->query_head, sizeof s->query_head, 0 };
+	put_str(&q, LIT("X-Amz-Algorithm=" ALGORITHM "&X-Amz-Credential="));
+	put_encoded(&q, str(s->access_key_id, s->access_key_id_len), KEEP_QUERY);
+	put_str(&q, LIT("%2F"));
+	put_encoded(&q, str(s->scope, s->scope_len), KEEP_QUERY);
+	put_str(&q, LIT("&X-Amz-Date="));
+	put(&q, amz_date, sizeof amz_date);
+	put_str(&q, LIT("&X-Amz-Expires="));
+	if ((status = finish(&q, &s->query_head_len)) != SIGV4_OK)
+		return status;
+
+	put_sts_head(&head, amz_date, str(s->scope, s->scope_len));
 	memcpy(&s->sts_inner, &s->hmac_inner, sizeof s->sts_inner);
-	if (finish(&o, NULL) != SIGV4_OK || !SHA256_Update(&s->sts_inner, head, o.len))
+	if (finish(&head, NULL) != SIGV4_OK || !SHA256_Update(&s->sts_inner, sts_head, head.len))
 		return SIGV4_ECRYPTO;
 	memcpy(s->amz_date, amz_date, sizeof amz_date);
 	s->second = now;
@@ -930,8 +955,7 @@ static int valid_request(const struct sigv4_request *r)
 	for (size_t i = 0; i < r->method.len; i++)
 		if (r->method.ptr[i] < 'A' || r->method.ptr[i] > 'Z')
 			return 0;
-	if (r->key.len == 0 || r->key.len > SIGV4_MAX_KEY || memchr(r->key.ptr, 0, r->key.len) ||
-	    !valid_utf8(r->key))
+	if (r->key.len == 0 || r->key.len > SIGV4_MAX_KEY || !valid_utf8(r->key))
 		return 0;
 	if (r->expires < 1 || r->expires > SIGV4_MAX_EXPIRES)
 		return 0;
@@ -974,13 +998,16 @@ int sigv4_presign(char *url, size_t cap, size_t *len, struct sigv4_signer *s,
 	if ((status = refresh_second(s, r->now)) != SIGV4_OK)
 		return status;
 
-	/* the signer owns Host (checked at init): another Host is refused as a duplicate */
-	headers[0] = &host;
+	/*
+	** The signer owns Host (checked at init): another Host is refused as a
+	** duplicate. It goes last, where it usually sorts (after content-*).
+	*/
 	for (size_t i = 0; i < r->header_count; i++) {
 		if (!valid_header(&r->headers[i]))
 			return SIGV4_EINVAL;
-		headers[i + 1] = &r->headers[i];
+		headers[i] = &r->headers[i];
 	}
+	headers[r->header_count] = &host;
 	if (sort_headers(headers, n_headers) != SIGV4_OK)
 		return SIGV4_EINVAL;
 	struct out sh = { signed_headers, sizeof signed_headers, 0 };
@@ -1001,16 +1028,14 @@ int sigv4_presign(char *url, size_t cap, size_t *len, struct sigv4_signer *s,
 		before++;
 	const struct sigv4_str auth[] = {
 		str(s->query_head, s->query_head_len),
-		str(s->amz_date, sizeof s->amz_date),
-		LIT("&X-Amz-Expires="),
 		str(expires, format_u32(expires, r->expires)),
-		str(s->token_param, s->token_param_len),
-		LIT("&X-Amz-SignedHeaders="),
+		str(s->after_expires, s->after_expires_len),
 		str(signed_param, sp.len),
 	};
 	struct canon c = {
 		r->method, str(s->path_head, s->path_head_len), r->key, query, r->query_count,
-		auth, sizeof auth / sizeof *auth, before, headers, n_headers, LIT(UNSIGNED_PAYLOAD)
+		auth, sizeof auth / sizeof *auth, before, headers, n_headers, str(signed_headers, sh.len),
+		LIT(UNSIGNED_PAYLOAD)
 	};
 	struct out cr = { creq, creq_cap, 0 };
 	struct canon_marks m;

@@ -133,9 +133,10 @@ struct sigv4_signer {
 	char host[SIGV4_MAX_HOST + 1 + SIGV4_MAX_BUCKET];   /* bucket. prefix when virtual-hosted */
 	char bucket[SIGV4_MAX_BUCKET];
 	char path_head[2 + 3 * SIGV4_MAX_BUCKET];           /* "/" or "/" encoded bucket "/" */
-	char token_param[22 + 3 * SIGV4_MAX_SESSION_TOKEN]; /* "&X-Amz-Security-Token=" encoded, or "" */
+	/* encoded: ["&X-Amz-Security-Token=" token] "&X-Amz-SignedHeaders=" */
+	char after_expires[22 + 3 * SIGV4_MAX_SESSION_TOKEN + 21];
 	size_t access_key_id_len, secret_key_len, region_len, service_len, host_len, bucket_len;
-	size_t path_head_len, token_param_len;
+	size_t path_head_len, after_expires_len;
 	int path_style;
 
 	/* per UTC day */
@@ -143,13 +144,15 @@ struct sigv4_signer {
 	uint8_t signing_key[SIGV4_KEY_LEN];
 	SHA256_CTX hmac_inner, hmac_outer;  /* signing_key absorbed: HMAC without re-keying */
 	char scope[SIGV4_MAX_SCOPE];
-	char query_head[50 + 3 * (SIGV4_MAX_ACCESS_KEY_ID + 1 + SIGV4_MAX_SCOPE) + 12];
-	size_t scope_len, query_head_len;   /* query_head: encoded "X-Amz-Algorithm=...&X-Amz-Date=" */
+	size_t scope_len;
 
 	/* per second */
-	int64_t second;                     /* the Unix time amz_date and sts_inner are for */
+	int64_t second;                     /* the Unix time the fields below are for */
 	char amz_date[SIGV4_AMZ_DATE_LEN];  /* all zero: nothing cached */
 	SHA256_CTX sts_inner;               /* hmac_inner after the string to sign's head */
+	/* encoded: "X-Amz-Algorithm=...&X-Amz-Credential=...&X-Amz-Date=...&X-Amz-Expires=" */
+	char query_head[50 + 3 * (SIGV4_MAX_ACCESS_KEY_ID + 1 + SIGV4_MAX_SCOPE) + 12 + SIGV4_AMZ_DATE_LEN + 15];
+	size_t query_head_len;
 };
 
 /*
