@@ -30,9 +30,11 @@ ALL_CFLAGS = $(WARN) $(CRYPTO_CFLAGS) $(CFLAGS)
 SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 B = build
+PROSODY13 = $(B)/prosody-13
 CORE = src/sigv4.c src/sigv4.h
 
-.PHONY: all test check test-c test-san test-valgrind test-lua test-crosscheck test-integration bench \
+.PHONY: all test check test-c test-san test-valgrind test-lua test-crosscheck test-integration \
+        test-integration-13 bench \
         demo deps install uninstall clean
 
 all: $(B)/s3sign.so
@@ -66,7 +68,7 @@ $(B)/bench_sigv4: bench/bench_sigv4.c $(CORE) | $(B)
 	$(CC) $(ALL_CFLAGS) -O2 -Isrc -o $@ bench/bench_sigv4.c src/sigv4.c $(LDFLAGS) $(CRYPTO_LIBS)
 
 test: check
-check: test-c test-san test-valgrind test-lua test-crosscheck test-integration
+check: test-c test-san test-valgrind test-lua test-crosscheck test-integration test-integration-13
 
 test-c: $(B)/test_sigv4 $(B)/test_binding
 	$(B)/test_sigv4 tests/vectors
@@ -80,16 +82,27 @@ test-valgrind: $(B)/test_binding
 	$(VALGRIND) -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
 		$(B)/test_binding 100000
 
-test-lua: $(B)/s3sign.so
+test-lua: $(B)/s3sign.so $(PROSODY13)/usr/bin/prosody
 	$(BUSTED) --lpath='$(PROSODY_SRC)/?.lua' --cpath='$(B)/?.so;$(PROSODY_SRC)/?.so' tests/spec
+	$(BUSTED) --lpath='$(PROSODY13)/usr/lib/prosody/?.lua' --cpath='$(B)/?.so;$(PROSODY13)/usr/lib/prosody/?.so' \
+		tests/spec
 
 test-crosscheck: $(B)/s3sign.so
 	$(PYTHON) tests/crosscheck/botocore_crosscheck.py --cases 2000 --lua $(LUA) --cpath '$(B)/?.so'
 
+INTEGRATION_TESTS = tests/integration/test_upload.py tests/integration/test_policy.py tests/integration/test_s2s.py
+
+# on Debian's Prosody 0.12, then on 13.0 from bookworm-backports, unpacked under build/
 test-integration: $(B)/s3sign.so
-	$(PYTHON) tests/integration/test_upload.py
-	$(PYTHON) tests/integration/test_policy.py
-	$(PYTHON) tests/integration/test_s2s.py
+	for t in $(INTEGRATION_TESTS); do $(PYTHON) $$t || exit 1; done
+
+test-integration-13: $(B)/s3sign.so $(PROSODY13)/usr/bin/prosody
+	for t in $(INTEGRATION_TESTS); do \
+		PROSODY=$(PROSODY13)/usr/bin/prosody PROSODYCTL=$(PROSODY13)/usr/bin/prosodyctl $(PYTHON) $$t || exit 1; \
+	done
+
+$(PROSODY13)/usr/bin/prosody:
+	sh tools/prosody13.sh $(PROSODY13)
 
 bench: $(B)/s3sign.so $(B)/bench_sigv4
 	$(PYTHON) bench/run.py --build $(B) --lua $(LUA)

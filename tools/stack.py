@@ -18,8 +18,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "s3"))
 import s3util  # noqa: E402  (lives beside the RGW scripts)
 
-PROSODY = os.environ.get("PROSODY", "prosody")
-PROSODYCTL = os.environ.get("PROSODYCTL", "prosodyctl")
+def _command(variable, default):
+    """A command from the environment; a relative path is taken from here, not the server's folder."""
+    command = os.environ.get(variable, default)
+    return os.path.abspath(command) if os.sep in command else command
+
+
+PROSODY = _command("PROSODY", "prosody")
+PROSODYCTL = _command("PROSODYCTL", "prosodyctl")
 
 
 def free_port():
@@ -167,6 +173,13 @@ class Prosody:
     def restart(self):
         self.stop()
         self.start()
+
+    def version(self):
+        """The running server's version, from its greeting in the log."""
+        for line in self.log_text().splitlines():
+            if "Hello and welcome to Prosody version" in line:
+                return line.rsplit(" ", 1)[1]
+        return "unknown"
 
     def rss_kib(self):
         with open("/proc/%d/status" % self.proc.pid) as f:

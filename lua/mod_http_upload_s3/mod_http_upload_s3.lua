@@ -106,13 +106,23 @@ local function is_anonymous_host(host)
 	return configmanager.get(host, "authentication") == "anonymous";
 end
 
-local function may_upload(origin, uploader)
-	local host = jid.host(uploader);
+-- Prosody 13 has roles: uploading is the ":upload" permission, which
+-- registered users hold by default and guests do not, and which admins may
+-- grant or revoke per role. Prosody 0.12 has none, so only the checks below.
+local has_roles = module.may ~= nil;
+if has_roles then
+	module:default_permission("prosody:registered", ":upload");
+end
+
+local function may_upload(event, uploader)
+	local origin, host = event.origin, jid.host(uploader);
 	if cfg.access[uploader] or cfg.access[host] then
 		return true;
 	end
 	-- a signed-in account of users_host: not a remote server, a component or a guest
-	return origin.type == "c2s" and origin.username ~= nil and host == users_host and not is_anonymous_host(host);
+	local local_user = origin.type == "c2s" and origin.username ~= nil and host == users_host
+		and not is_anonymous_host(host);
+	return local_user and (not has_roles or module:may(":upload", event));
 end
 
 ---- rate limit: a token bucket per user, in memory ------------------------
@@ -238,7 +248,7 @@ local function handle_slot_request(event)
 	local uploader = jid.bare(stanza.attr.from);
 
 	local slot, err;
-	if not may_upload(origin, uploader) then
+	if not may_upload(event, uploader) then
 		err = slot_error(ns, "access");
 	else
 		local allowed, retry_at = take_token(uploader, os.time());

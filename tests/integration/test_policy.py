@@ -243,9 +243,11 @@ def main():
     workdir = stack.workdir()
     rgw = p = None
     clients = []
+    version = "not started"
     try:
         rgw = stack.RGW(workdir)
         p = start_prosody(workdir, rgw)
+        version = p.version()
         for user, host in (("alice", "example.test"), ("bob", "example.test"),
                            ("friend", "other.test"), ("stranger", "other.test")):
             p.register(user, host, PASSWORD)
@@ -276,7 +278,7 @@ def main():
             rgw.stop()
         stack.cleanup(workdir)
         client.shutdown()
-    print("policy: %.1fs" % (time.monotonic() - started))
+    print("policy: %.1fs on Prosody %s" % (time.monotonic() - started, version))
     print("%d passed, %d failed" % (passed, len(failed)))
     return 1 if failed else 0
 

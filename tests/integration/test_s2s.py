@@ -88,6 +88,7 @@ def main():
     workdir = stack.workdir()
     dns = NxdomainServer()
     servers, clients = [], []
+    version = "not started"
     try:
         home, away = free_s2s_address(), free_s2s_address()
         hosts_file = os.path.join(workdir, "hosts")
@@ -104,6 +105,7 @@ def main():
         }
         servers.append(server(workdir, hosts_file, dns.port, home, {"example.test": module}))
         servers.append(server(workdir, hosts_file, dns.port, away, {"remote.test": {"modules_enabled": []}}))
+        version = servers[0].version()
         servers[1].register("carol", "remote.test", PASSWORD)
         servers[1].register("dave", "remote.test", PASSWORD)
         carol = client.Client("carol@remote.test", PASSWORD, servers[1].port)
@@ -130,7 +132,7 @@ def main():
         dns.close()
         stack.cleanup(workdir)
         client.shutdown()
-    print("s2s: %.1fs" % (time.monotonic() - started))
+    print("s2s: %.1fs on Prosody %s" % (time.monotonic() - started, version))
     print("%d passed, %d failed" % (passed, len(failed)))
     return 1 if failed else 0
 

@@ -201,6 +201,7 @@ def main():
     started = time.monotonic()
     workdir = stack.workdir()
     rgw = p = c = None
+    version = "not started"
     try:
         rgw = stack.RGW(workdir)
         rgw.s3.allow_public_get(PREFIX)
@@ -209,6 +210,7 @@ def main():
             COMPONENT: rgw.module_options(sign_content_type=True, presign_get=True, get_expires=3600, **limit),
             SHORT: rgw.module_options(expires=1, **limit),
         })
+        version = p.version()
         p.register("alice", HOST, "wonderland")
         c = client.Client("alice@" + HOST, "wonderland", p.port)
         for test in (test_discovery, test_round_trips, test_s3_refuses, test_error_replies):
@@ -227,7 +229,7 @@ def main():
             rgw.stop()
         stack.cleanup(workdir)
         client.shutdown()
-    print("integration: %.1fs" % (time.monotonic() - started))
+    print("integration: %.1fs on Prosody %s" % (time.monotonic() - started, version))
     print("%d passed, %d failed" % (passed, len(failed)))
     return 1 if failed else 0
 
