@@ -84,8 +84,8 @@ test-valgrind: $(B)/test_binding
 
 test-lua: $(B)/s3sign.so $(PROSODY13)/usr/bin/prosody
 	$(BUSTED) --lpath='$(PROSODY_SRC)/?.lua' --cpath='$(B)/?.so;$(PROSODY_SRC)/?.so' tests/spec
-	$(BUSTED) --lpath='$(PROSODY13)/usr/lib/prosody/?.lua' --cpath='$(B)/?.so;$(PROSODY13)/usr/lib/prosody/?.so' \
-		tests/spec
+	$(BUSTED) --lpath='$(PROSODY13)/usr/lib/prosody/?.lua;$(PROSODY13)/lua/?.lua' \
+		--cpath='$(B)/?.so;$(PROSODY13)/usr/lib/prosody/?.so;$(PROSODY13)/lua/?.so' tests/spec
 
 test-crosscheck: $(B)/s3sign.so
 	$(PYTHON) tests/crosscheck/botocore_crosscheck.py --cases 2000 --lua $(LUA) --cpath '$(B)/?.so'

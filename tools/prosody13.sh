@@ -31,4 +31,7 @@ for launcher in prosody prosodyctl; do
 	sed -i "s|^CFG_SOURCEDIR=.*|CFG_SOURCEDIR='$DIR/usr/lib/prosody';|; s|^CFG_PLUGINDIR=.*|CFG_PLUGINDIR='$DIR/usr/lib/prosody/modules/';|" \
 		"$DIR/usr/bin/$launcher"
 done
+# 13's libraries require each other as "prosody.util.x": give busted a tree where that name resolves
+mkdir -p "$DIR/lua"
+ln -sfn ../usr/lib/prosody "$DIR/lua/prosody"
 echo "prosody13: $(cat "$DIR/usr/lib/prosody/prosody.version") in $DIR"
