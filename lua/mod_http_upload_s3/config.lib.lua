@@ -219,6 +219,24 @@ local function read(get, env)
 	return cfg, warnings;
 end
 
+-- The s3sign.new{} table for a checked configuration.
+local function signer_options(cfg)
+	return {
+		access_key_id = cfg.access_key_id;
+		secret_key = cfg.secret_key;
+		session_token = cfg.session_token;
+		region = cfg.region;
+		bucket = cfg.bucket;
+		endpoint = cfg.endpoint;
+		path_style = cfg.path_style;
+		prefix = cfg.prefix;
+		put_expires = cfg.put_expires;
+		get_expires = cfg.presign_get and cfg.get_expires or nil;
+		get_url = cfg.get_url;
+	};
+end
+
 return {
 	read = read;
+	signer_options = signer_options;
 };

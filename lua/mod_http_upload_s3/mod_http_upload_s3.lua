@@ -11,6 +11,7 @@ local datetime = require "util.datetime".datetime;
 local jid = require "util.jid";
 local cache = require "util.cache";
 local configmanager = require "core.configmanager";
+local gettime = require "socket".gettime;
 local s3sign = require "s3sign";
 
 local config = module:require "config";
@@ -36,19 +37,7 @@ for _, warning in ipairs(warnings) do
 	module:log("warn", "%s", warning);
 end
 
-local signer = assert(s3sign.new {
-	access_key_id = cfg.access_key_id;
-	secret_key = cfg.secret_key;
-	session_token = cfg.session_token;
-	region = cfg.region;
-	bucket = cfg.bucket;
-	endpoint = cfg.endpoint;
-	path_style = cfg.path_style;
-	prefix = cfg.prefix;
-	put_expires = cfg.put_expires;
-	get_expires = cfg.presign_get and cfg.get_expires or nil;
-	get_url = cfg.get_url;
-});
+local signer = assert(s3sign.new(config.signer_options(cfg)));
 
 -- Whose users may upload: the host's own, or a component's parent host's.
 local users_host = module:get_host_type() == "component" and module.host:match("^[^.]+%.(.+)$") or module.host;
@@ -81,9 +70,17 @@ local function error_registry(ns)
 end
 local upload_errors = { [NS] = error_registry(NS), [NS_LEGACY] = error_registry(NS_LEGACY) };
 
+-- Statistics, for mod_http_openmetrics and friends (no-ops when statistics are off).
+local measure_slots = module:metric("counter", "slots", "", "Upload slots granted", {}):with_labels();
+local measure_bytes = module:metric("counter", "granted", "bytes", "Bytes of the upload slots granted", {}):with_labels();
+local measure_refused = module:metric("counter", "refused", "", "Upload slot requests refused", { "reason" });
+local measure_signing = module:metric("histogram", "signing", "seconds", "Time to presign a slot", {},
+	{ buckets = { 1e-6, 2e-6, 5e-6, 1e-5, 1e-4, 1e-3 } }):with_labels();
+
 -- An error from the registry, with a more precise text, or a <retry/> time.
 local function slot_error(ns, name, text, retry_at)
 	local err = upload_errors[ns].new(name);
+	err.reason = name; -- for the statistics
 	err.text = text or err.text;
 	if retry_at then
 		err.extra = { tag = st.stanza("retry", { xmlns = ns, stamp = datetime(retry_at) }) };
@@ -231,8 +228,10 @@ local function issue_slot(ns, uploader, filename, size_text, content_type)
 		return nil, slot_error(ns, "quota", nil, (today + 1) * 86400);
 	end
 
+	local started = gettime();
 	local put, get_or_err, _, key = signer:presign(filename, size, cfg.sign_content_type and content_type or nil,
 		cfg.presign_get and download_options(filename, content_type) or nil);
+	measure_signing:sample(gettime() - started);
 	if not put then
 		module:log("error", "Could not sign a slot for %s: %s", uploader, get_or_err);
 		return nil, slot_error(ns, "internal");
@@ -259,10 +258,13 @@ local function handle_slot_request(event)
 		end
 	end
 	if not slot then
+		measure_refused:with_labels(err.reason):add(1);
 		module:log("debug", "Refused an upload slot to %s: %s", uploader, err.text);
 		origin.send(st.error_reply(stanza, err));
 		return true;
 	end
+	measure_slots:add(1);
+	measure_bytes:add(slot.size);
 	module:log("info", "Upload slot for %s: %d bytes, key %s", uploader, slot.size, slot.key);
 	origin.send(request.slot_reply(stanza, ns, slot.put, slot.get));
 	return true;

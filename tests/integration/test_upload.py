@@ -170,6 +170,40 @@ def test_error_replies(c):
     check("still answers after all that", c.request_slot(HOST, "a.txt", 1)[0].startswith("http://127.0.0.1:"))
 
 
+def scrape(port):
+    """{(metric name, frozenset of labels): value} from mod_http_openmetrics."""
+    status, body, _ = http_request("GET", "http://127.0.0.1:%d/metrics" % port)
+    check("metrics endpoint answers", status == 200, status)
+    samples = {}
+    for line in body.decode().splitlines():
+        if line.startswith("#") or "http_upload_s3" not in line:
+            continue
+        name_labels, value = line.rsplit(" ", 1)
+        name, _, labels = name_labels.partition("{")
+        samples[(name, frozenset(labels.rstrip("}").split(",")) if labels else frozenset())] = float(value)
+    return samples
+
+
+def metric(samples, name, **labels):
+    want = {'%s="%s"' % kv for kv in labels.items()}
+    return sum(v for (n, l), v in samples.items() if n.endswith(name) and want <= l)
+
+
+def test_metrics(c, port):
+    before = scrape(port)
+    for size in (10, 20):
+        c.request_slot(HOST, "metered.txt", size)
+    expect_slot_error("metered refusal", "modify", "not-acceptable", lambda: c.request_slot(HOST, "m.bin", 8 * MIB + 1))
+    after = scrape(port)
+    delta = lambda name, **labels: metric(after, name, host=HOST, **labels) - metric(before, name, host=HOST, **labels)
+    check("slots counted", delta("_slots_total") == 2, delta("_slots_total"))
+    check("bytes counted", delta("_granted_bytes_total") == 30, delta("_granted_bytes_total"))
+    check("refusals counted by reason", delta("_refused_total", reason="toolarge") == 1, after)
+    check("signing time sampled", delta("_signing_seconds_count") == 2, delta("_signing_seconds_count"))
+    check("a slot is signed within a millisecond", metric(after, "_signing_seconds_bucket", host=HOST, le="0.001")
+          == metric(after, "_signing_seconds_count", host=HOST))
+
+
 def test_config_refusals(workdir, rgw):
     """A bad configuration stops the module with one line naming the option."""
     bad = {
@@ -206,9 +240,13 @@ def main():
         rgw = stack.RGW(workdir)
         rgw.s3.allow_public_get(PREFIX)
         limit = {"file_size_limit": 8 * MIB}
+        http_port = stack.free_port()
         p = stack.Prosody(workdir, {HOST: rgw.module_options(**limit)}, {
             COMPONENT: rgw.module_options(sign_content_type=True, presign_get=True, get_expires=3600, **limit),
             SHORT: rgw.module_options(expires=1, **limit),
+        }, extra_modules=["http_openmetrics"], global_options={
+            "statistics": "internal", "statistics_interval": "manual",
+            "http_ports": [http_port], "http_interfaces": ["127.0.0.1"], "https_ports": [],
         })
         version = p.version()
         p.register("alice", HOST, "wonderland")
@@ -216,6 +254,8 @@ def main():
         for test in (test_discovery, test_round_trips, test_s3_refuses, test_error_replies):
             print("--", test.__name__)
             test(*((c, rgw.s3) if test in (test_round_trips, test_s3_refuses) else (c,)))
+        print("-- test_metrics")
+        test_metrics(c, http_port)
         c.close()
         c = None
         test_logs_hold_no_credentials(p, rgw)
