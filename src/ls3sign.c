@@ -56,9 +56,22 @@ struct signer {
 	char url[BUF_LEN], get_url[BUF_LEN], creq[BUF_LEN];
 };
 
+/*
+** Upvalues of the methods, so that the hot path looks up no strings (the
+** registry by name, the string cache behind lua_setfield).
+*/
+#define UPVALUE_MT lua_upvalueindex(1)
+#define UPVALUE_CONTENT_LENGTH lua_upvalueindex(2)
+#define UPVALUE_CONTENT_TYPE lua_upvalueindex(3)
+#define METHOD_UPVALUES 3
+
+/* luaL_checkudata, against the metatable in an upvalue. */
 static struct signer *check_signer(lua_State *L)
 {
-	struct signer *s = luaL_checkudata(L, 1, SIGNER_MT);
+	struct signer *s = lua_touserdata(L, 1);
+	if (!s || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, UPVALUE_MT))
+		luaL_typeerror(L, 1, SIGNER_MT);
+	lua_pop(L, 1);
 	luaL_argcheck(L, !s->closed, 1, "signer is closed");
 	return s;
 }
@@ -334,11 +347,13 @@ static int l_presign(lua_State *L)
 	lua_pushlstring(L, s->url, url_len);
 	lua_pushlstring(L, s->get_url, get_len);
 	lua_createtable(L, 0, 2);
+	lua_pushvalue(L, UPVALUE_CONTENT_LENGTH);
 	lua_pushlstring(L, length, headers[0].value.len);
-	lua_setfield(L, -2, "Content-Length");
+	lua_rawset(L, -3);
 	if (type_len) {
+		lua_pushvalue(L, UPVALUE_CONTENT_TYPE);
 		lua_pushvalue(L, 4);
-		lua_setfield(L, -2, "Content-Type");
+		lua_rawset(L, -3);
 	}
 	lua_pushlstring(L, key, key_len);
 	/* the URLs are credentials until they expire: leave no copy behind */
@@ -407,7 +422,11 @@ S3SIGN_EXPORT int luaopen_s3sign(lua_State *L)
 		atfork_registered = pthread_atfork(NULL, NULL, after_fork_in_child) == 0;
 	luaL_newmetatable(L, SIGNER_MT);
 	luaL_setfuncs(L, signer_metamethods, 0);
-	luaL_newlib(L, signer_methods);
+	luaL_newlibtable(L, signer_methods);
+	lua_pushvalue(L, -2);
+	lua_pushliteral(L, "Content-Length");
+	lua_pushliteral(L, "Content-Type");
+	luaL_setfuncs(L, signer_methods, METHOD_UPVALUES);
 	lua_setfield(L, -2, "__index");
 	lua_pop(L, 1);
 	luaL_newlib(L, functions);
