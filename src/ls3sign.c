@@ -362,6 +362,57 @@ static int l_presign(lua_State *L)
 	return 4;
 }
 
+/*
+** signer:sign(method, key [, options]) -> url [, canonical_request] | nil, message
+** A presigned URL for any method on an object key as presign() makes them, for
+** tools such as "prosodyctl mod_http_upload_s3 check". options: now, expires
+** (default: the PUT lifetime), content_length and content_type (signed when
+** given), trace (also return the canonical request; it holds no secret).
+*/
+static int l_sign(lua_State *L)
+{
+	struct signer *s = check_signer(L);
+	struct sigv4_str method, key, type = { "", 0 };
+	char length[20];
+	size_t url_len, creq_len;
+	int64_t now = (int64_t)time(NULL);
+	lua_Integer expires = s->put_expires, content_length = -1;
+	int trace = 0;
+
+	method.ptr = luaL_checklstring(L, 2, &method.len);
+	key.ptr = luaL_checklstring(L, 3, &key.len);
+	if (!lua_isnoneornil(L, 4)) {
+		luaL_checktype(L, 4, LUA_TTABLE);
+		now = opt_integer(L, 4, "now", now);
+		expires = opt_integer(L, 4, "expires", expires);
+		content_length = opt_integer(L, 4, "content_length", -1);
+		type = opt_string(L, 4, "content_type");
+		trace = opt_boolean(L, 4, "trace");
+	}
+	if (expires < 1 || expires > SIGV4_MAX_EXPIRES)
+		return fail(L, "expires", "must be 1..604800 seconds");
+	if (content_length < -1 || content_length > MAX_OBJECT_SIZE)
+		return fail(L, "content_length", "must be 0..5368709120 bytes");
+
+	struct sigv4_pair headers[2];
+	size_t n_headers = 0;
+	if (content_length >= 0)
+		headers[n_headers++] = (struct sigv4_pair){ { "content-length", 14 },
+		                                            { length, format_u64(length, (uint64_t)content_length) } };
+	if (type.len)
+		headers[n_headers++] = (struct sigv4_pair){ { "content-type", 12 }, type };
+	struct sigv4_request r = { method, key, headers, n_headers, NULL, 0, now, (uint32_t)expires };
+	int status = sigv4_presign(s->url, sizeof s->url, &url_len, &s->core, &r, s->creq, sizeof s->creq, &creq_len);
+	if (status != SIGV4_OK)
+		return fail(L, "sign", status == SIGV4_EINVAL ? "invalid method or key" : sigv4_strerror(status));
+	lua_pushlstring(L, s->url, url_len);
+	sigv4_wipe(s->url, url_len);
+	if (!trace)
+		return 1;
+	lua_pushlstring(L, s->creq, creq_len);
+	return 2;
+}
+
 /* s3sign.uri_encode(s) -> s with every byte but A-Za-z0-9-._~ as %XX (for RFC 8187 filename*) */
 static int l_uri_encode(lua_State *L)
 {
@@ -394,6 +445,7 @@ static int l_tostring(lua_State *L)
 
 static const luaL_Reg signer_methods[] = {
 	{ "presign", l_presign },
+	{ "sign", l_sign },
 	{ "close", l_close },
 	{ NULL, NULL }
 };
