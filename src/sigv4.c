@@ -123,8 +123,8 @@ static int finish(const struct out *o, size_t *len)
 ** What each byte may be, as bits of byte_class[c]: kept as itself in a query
 ** (RFC 3986 unreserved A-Za-z0-9-._~, the only bytes SigV4 leaves
 ** unescaped), kept in an object key path ('/'), allowed in a header field
-** name (RFC 9110 tchar: unreserved plus !#$%&'*+^`|). The table is computed
-** by the compiler from the definitions below.
+** name (RFC 9110 tchar: unreserved plus !#$%&'*+^`|). The compiler computes
+** the table from these definitions.
 */
 enum { KEEP_QUERY = 1, KEEP_SLASH = 2, TCHAR = 4 };
 #define KEEP_PATH (KEEP_QUERY | KEEP_SLASH)
@@ -382,8 +382,8 @@ struct canon {
 	size_t encoded_at;
 	const struct sigv4_pair *const *headers;    /* checked, sorted */
 	size_t header_count;
-	struct sigv4_str signed_headers;            /* their names as put_signed_headers writes
-	                                               them, if at hand; NULL: written here */
+	struct sigv4_str signed_headers;            /* the names as put_signed_headers writes them,
+	                                               if at hand; { NULL, 0 }: written here */
 	struct sigv4_str payload_hash;
 };
 

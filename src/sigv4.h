@@ -134,7 +134,8 @@ struct sigv4_signer {
 	char bucket[SIGV4_MAX_BUCKET];
 	char path_head[2 + 3 * SIGV4_MAX_BUCKET];           /* "/" or "/" encoded bucket "/" */
 	/* encoded: ["&X-Amz-Security-Token=" token] "&X-Amz-SignedHeaders=" */
-	char after_expires[22 + 3 * SIGV4_MAX_SESSION_TOKEN + 21];
+	char after_expires[sizeof "&X-Amz-Security-Token=" - 1 + 3 * SIGV4_MAX_SESSION_TOKEN +
+	                   sizeof "&X-Amz-SignedHeaders=" - 1];
 	size_t access_key_id_len, secret_key_len, region_len, service_len, host_len, bucket_len;
 	size_t path_head_len, after_expires_len;
 	int path_style;
@@ -151,7 +152,9 @@ struct sigv4_signer {
 	char amz_date[SIGV4_AMZ_DATE_LEN];  /* all zero: nothing cached */
 	SHA256_CTX sts_inner;               /* hmac_inner after the string to sign's head */
 	/* encoded: "X-Amz-Algorithm=...&X-Amz-Credential=...&X-Amz-Date=...&X-Amz-Expires=" */
-	char query_head[50 + 3 * (SIGV4_MAX_ACCESS_KEY_ID + 1 + SIGV4_MAX_SCOPE) + 12 + SIGV4_AMZ_DATE_LEN + 15];
+	char query_head[sizeof "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=" - 1 +
+	                3 * (SIGV4_MAX_ACCESS_KEY_ID + 1 + SIGV4_MAX_SCOPE) +
+	                sizeof "&X-Amz-Date=" - 1 + SIGV4_AMZ_DATE_LEN + sizeof "&X-Amz-Expires=" - 1];
 	size_t query_head_len;
 };
 
