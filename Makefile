@@ -90,7 +90,8 @@ test-lua: $(B)/s3sign.so $(PROSODY13)/usr/bin/prosody
 test-crosscheck: $(B)/s3sign.so
 	$(PYTHON) tests/crosscheck/botocore_crosscheck.py --cases 2000 --lua $(LUA) --cpath '$(B)/?.so'
 
-INTEGRATION_TESTS = tests/integration/test_upload.py tests/integration/test_policy.py tests/integration/test_s2s.py
+INTEGRATION_TESTS = tests/integration/test_upload.py tests/integration/test_policy.py tests/integration/test_s2s.py \
+                    tests/integration/test_prosodyctl.py
 
 # on Debian's Prosody 0.12, then on 13.0 from bookworm-backports, unpacked under build/
 test-integration: $(B)/s3sign.so
@@ -113,7 +114,7 @@ demo: $(B)/s3sign.so
 deps:
 	@sh tools/deps.sh
 
-MODULE_FILES = lua/mod_http_upload_s3/mod_http_upload_s3.lua lua/mod_http_upload_s3/request.lib.lua
+MODULE_FILES = $(wildcard lua/mod_http_upload_s3/*.lua)
 
 install: $(B)/s3sign.so
 	install -d $(DESTDIR)$(LUA_CMODDIR) $(DESTDIR)$(PROSODY_MODDIR)/mod_http_upload_s3

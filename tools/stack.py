@@ -99,7 +99,7 @@ class Prosody:
     """
 
     def __init__(self, workdir, hosts, components=None, extra_modules=(), global_options=None, extra_config=(),
-                 extra_env=None):
+                 extra_env=None, start=True):
         self.dir = os.path.join(workdir, "prosody-%d" % free_port())
         os.makedirs(os.path.join(self.dir, "data"))
         self.port = free_port()
@@ -110,7 +110,8 @@ class Prosody:
         self.extra_config, self.extra_env = list(extra_config), extra_env or {}
         self.write_config()
         self.proc = None
-        self.start()
+        if start:
+            self.start()
 
     def write_config(self):
         lines = [
@@ -155,6 +156,12 @@ class Prosody:
         self.proc = subprocess.Popen([PROSODY, "--config", self.config, "-F"], env=self.env, stdout=out,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.dir)
         wait_for_port(self.port, 20, self.proc, self.log)
+
+    def prosodyctl(self, *args, timeout=60):
+        """(exit status, output) of prosodyctl with this config."""
+        r = subprocess.run([PROSODYCTL, "--config", self.config] + list(args), env=self.env, timeout=timeout,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        return r.returncode, r.stdout.decode(errors="replace")
 
     def register(self, user, host, password):
         subprocess.run([PROSODYCTL, "--config", self.config, "register", user, host, password], env=self.env,

@@ -15,6 +15,16 @@ local gettime = require "socket".gettime;
 local s3sign = require "s3sign";
 
 local config = module:require "config";
+
+if module.host == "*" then
+	-- loaded by prosodyctl for "prosodyctl mod_http_upload_s3 check|presign"
+	local commands = module:require "commands";
+	function module.command(arg)
+		return commands.run(arg, print);
+	end
+	return;
+end
+
 local request = module:require "request";
 local NS, NS_LEGACY = request.NS, request.NS_LEGACY;
 

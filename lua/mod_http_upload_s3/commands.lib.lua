@@ -1,0 +1,293 @@
+-- prosodyctl mod_http_upload_s3 check
+-- prosodyctl mod_http_upload_s3 presign FILENAME SIZE [TYPE] [--host HOST]
+--
+-- check: for every host that loads the module, validate its options, then make
+-- a real round trip to the bucket (presigned PUT of a probe, GET, DELETE) and
+-- name the first layer that fails. Exit status 0 only when uploads will work.
+-- Neither command prints a secret; presign prints URLs, which is its purpose.
+
+local configmanager = require "core.configmanager";
+local socket = require "socket";
+local http = require "socket.http";
+local ltn12 = require "ltn12";
+local s3sign = require "s3sign";
+
+local config = module:require "config";
+
+local PROBE_NAME = "http_upload_s3-check.txt";
+local PROBE_BODY = "mod_http_upload_s3 check: this object may be deleted\n";
+local TIMEOUT = 10;
+
+-- Hosts whose config loads the module, as a VirtualHost module or a Component.
+local function module_hosts()
+	local list = {};
+	for host in pairs(configmanager.getconfig()) do
+		if host ~= "*" then
+			local enabled = configmanager.get(host, "modules_enabled") or {};
+			local loads = configmanager.get(host, "component_module") == "http_upload_s3";
+			for _, name in ipairs(enabled) do
+				loads = loads or name == "http_upload_s3";
+			end
+			if loads then
+				table.insert(list, host);
+			end
+		end
+	end
+	table.sort(list);
+	return list;
+end
+
+local function host_config(host)
+	local ok, cfg, warnings = pcall(config.read, function (name)
+		return configmanager.get(host, "http_upload_s3_" .. name);
+	end, { getenv = os.getenv, read_file = function (path)
+		local f, err = io.open(path);
+		if not f then return nil, err; end
+		local content = f:read("a");
+		f:close();
+		return content;
+	end });
+	if not ok then
+		return nil, type(cfg) == "table" and (cfg.option .. " " .. cfg.problem) or tostring(cfg);
+	end
+	return cfg, warnings;
+end
+
+---- HTTP with the answers S3 gives ------------------------------------------
+
+local function request(method, url, body, headers)
+	local chunks = {};
+	local req = {
+		url = url, method = method, headers = headers or {},
+		source = body and ltn12.source.string(body), sink = ltn12.sink.table(chunks),
+	};
+	local requester = http;
+	if url:find("^https:") then
+		requester = require "ssl.https";
+		req.verify, req.cafile = "peer", "/etc/ssl/certs/ca-certificates.crt";
+		req.protocol, req.options = "any", { "all", "no_sslv2", "no_sslv3" };
+	end
+	requester.TIMEOUT = TIMEOUT;
+	local ok, status, response_headers = requester.request(req);
+	if not ok then
+		return nil, tostring(status);
+	end
+	return { status = status, headers = response_headers or {}, body = table.concat(chunks) };
+end
+
+-- The layer a failed request broke at: the name, the TCP connection, or TLS on top.
+local function failed_layer(url)
+	local scheme, host, port = url:match("^(https?)://%[?([^/%]]-)%]?:?(%d*)/");
+	local address = socket.dns.toip(host);
+	if not address then
+		return "DNS";
+	end
+	local tcp = socket.tcp();
+	tcp:settimeout(TIMEOUT);
+	local connected = tcp:connect(address, tonumber(port) or (scheme == "https" and 443 or 80));
+	tcp:close();
+	return (connected and scheme == "https") and "TLS" or "connect";
+end
+
+local function xml_field(body, name)
+	local value = body:match("<" .. name .. ">(.-)</" .. name .. ">");
+	return value and value:gsub("&lt;", "<"):gsub("&gt;", ">"):gsub("&quot;", "\""):gsub("&apos;", "'"):gsub("&amp;", "&");
+end
+
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 };
+
+-- Seconds since the epoch of an HTTP Date ("Sat, 28 Nov 2026 07:24:02 GMT").
+local function http_date(text)
+	local d, mon, y, h, m, s = (text or ""):match("(%d+) (%a+) (%d+) (%d+):(%d+):(%d+) GMT");
+	if not MONTHS[mon] then return nil; end
+	y, mon = tonumber(y), MONTHS[mon];
+	if mon <= 2 then y = y - 1; end -- days from civil, March-based year
+	local era = y // 400;
+	local yoe = y - era * 400;
+	local doy = (153 * (mon + (mon > 2 and -3 or 9)) + 2) // 5 + tonumber(d) - 1;
+	local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy;
+	return ((era * 146097 + doe - 719468) * 86400) + h * 3600 + m * 60 + s;
+end
+
+-- Why a request failed, in words an admin can act on; nil when it did not.
+local function diagnose(what, response, err, ctx)
+	if not response then
+		local layer = failed_layer(ctx.url);
+		local advice = {
+			DNS = "cannot resolve the endpoint's host name",
+			connect = "is the endpoint right and reachable from this machine?",
+			TLS = "is the endpoint https, with a certificate clients trust?",
+		};
+		return ("%s: %s (%s)"):format(layer, err, advice[layer]);
+	end
+	local server_time = http_date(response.headers.date);
+	if server_time and math.abs(server_time - ctx.now) > 300 then
+		return ("clock skew: this machine's clock is %d s %s the storage server's; run NTP"):format(
+			math.abs(server_time - ctx.now), server_time > ctx.now and "behind" or "ahead of");
+	end
+	if response.status >= 200 and response.status < 300 then
+		return nil;
+	end
+	local code = xml_field(response.body, "Code") or "";
+	local lines = { ("HTTP %d %s"):format(response.status, code) };
+	if code == "SignatureDoesNotMatch" then
+		table.insert(lines, "the secret key does not match the access id, or something between here and S3 rewrote the request");
+		local theirs = xml_field(response.body, "CanonicalRequest");
+		if theirs and ctx.canonical_request then
+			table.insert(lines, "S3's canonical request:\n    " .. theirs:gsub("\n", "\n    "));
+			table.insert(lines, "ours:\n    " .. ctx.canonical_request:gsub("\n", "\n    "));
+		end
+	elseif code == "InvalidAccessKeyId" then
+		table.insert(lines, "the storage service does not know http_upload_s3_access_id");
+	elseif code == "NoSuchBucket" then
+		table.insert(lines, "there is no bucket by that name at this endpoint (check http_upload_s3_bucket and _endpoint)");
+	elseif code == "AuthorizationHeaderMalformed" or code == "AuthorizationQueryParametersError"
+		or code == "PermanentRedirect" or code == "IllegalLocationConstraintException" then
+		table.insert(lines, "wrong region: the bucket lives in "
+			.. (xml_field(response.body, "Region") or "another region") .. " (http_upload_s3_region)");
+	elseif code == "RequestTimeTooSkewed" or (xml_field(response.body, "Message") or ""):find("not yet valid") then
+		table.insert(lines, "clock skew: run NTP on this machine");
+	elseif response.status == 403 and what == "download" then
+		table.insert(lines, "anyone with the GET URL must be able to read it: allow public s3:GetObject on "
+			.. ctx.resource .. " (and turn Block Public Access off for it), or set http_upload_s3_presign_get = true");
+	elseif response.status == 403 then
+		table.insert(lines, "AccessDenied: the credentials may not s3:PutObject on " .. ctx.resource
+			.. " (IAM or bucket policy)");
+	end
+	return table.concat(lines, "\n  ");
+end
+
+---- check --------------------------------------------------------------------
+
+local function check_host(host, print)
+	local cfg, warnings = host_config(host);
+	if not cfg then
+		print(("%s: configuration: FAIL: %s"):format(host, warnings));
+		return false;
+	end
+	local signer, err = s3sign.new(config.signer_options(cfg));
+	if not signer then
+		print(("%s: configuration: FAIL: %s"):format(host, err));
+		return false;
+	end
+	for _, warning in ipairs(warnings) do
+		print(("%s: configuration: warning: %s"):format(host, warning));
+	end
+	print(("%s: configuration: ok (bucket %s, region %s, %s, %s)"):format(host, cfg.bucket, cfg.region,
+		cfg.endpoint or "AWS", cfg.path_style and "path-style" or "virtual-hosted"));
+
+	local now = os.time();
+	local put, get, headers, key = signer:presign(PROBE_NAME, #PROBE_BODY, "text/plain", { now = now });
+	local ctx = { now = now, resource = ("arn:aws:s3:::%s/%s*"):format(cfg.bucket, cfg.prefix ~= "" and cfg.prefix .. "/" or "") };
+	ctx.canonical_request = select(2, signer:sign("PUT", key, { now = now, trace = true,
+		content_length = #PROBE_BODY, content_type = cfg.sign_content_type and "text/plain" or nil }));
+
+	ctx.url = put;
+	local response, http_err = request("PUT", put, PROBE_BODY, { ["content-length"] = headers["Content-Length"],
+		["content-type"] = "text/plain" });
+	local problem = diagnose("upload", response, http_err, ctx);
+	if problem then
+		print(("%s: upload: FAIL: %s"):format(host, problem));
+		return false;
+	end
+	print(("%s: upload: ok (PUT %s)"):format(host, key));
+
+	ctx.url = get;
+	response, http_err = request("GET", get);
+	problem = diagnose("download", response, http_err, ctx);
+	if not problem and response.body ~= PROBE_BODY then
+		problem = "download: the object came back different from what was uploaded";
+	end
+	if problem then
+		print(("%s: download: FAIL: %s"):format(host, problem));
+	else
+		print(("%s: download: ok (%s GET)"):format(host, cfg.presign_get and "presigned" or "public"));
+	end
+
+	ctx.url = signer:sign("DELETE", key);
+	response, http_err = request("DELETE", ctx.url);
+	if diagnose("clean-up", response, http_err, ctx) then
+		print(("%s: clean-up: the probe stays at %s (DELETE not permitted; that is fine)"):format(host, key));
+	else
+		print(("%s: clean-up: ok (probe deleted)"):format(host));
+	end
+	return not problem;
+end
+
+local function check(_, print)
+	local hosts = module_hosts();
+	if #hosts == 0 then
+		print("no host in the configuration loads http_upload_s3");
+		return 1;
+	end
+	local failures = 0;
+	for _, host in ipairs(hosts) do
+		if not check_host(host, print) then
+			failures = failures + 1;
+			print(("%s: uploads will NOT work"):format(host));
+		else
+			print(("%s: uploads will work"):format(host));
+		end
+	end
+	return failures == 0 and 0 or 1;
+end
+
+---- presign ------------------------------------------------------------------
+
+local function presign(args, print)
+	local host;
+	for i = #args, 1, -1 do
+		if args[i] == "--host" then
+			host = table.remove(args, i + 1);
+			table.remove(args, i);
+		end
+	end
+	local filename, size, content_type = args[1], math.tointeger(tonumber(args[2] or "")), args[3];
+	if not filename or not size then
+		print("usage: prosodyctl mod_http_upload_s3 presign FILENAME SIZE [CONTENT-TYPE] [--host HOST]");
+		return 1;
+	end
+	local hosts = module_hosts();
+	host = host or (#hosts == 1 and hosts[1]);
+	if not host then
+		print("several hosts load http_upload_s3; pick one with --host: " .. table.concat(hosts, ", "));
+		return 1;
+	end
+	local cfg, err = host_config(host);
+	if not cfg then
+		print(("%s: %s"):format(host, err));
+		return 1;
+	end
+	local signer = assert(s3sign.new(config.signer_options(cfg)));
+	local put, get, headers, key = signer:presign(filename, size, cfg.sign_content_type and content_type or nil);
+	if not put then
+		print(("%s: %s"):format(host, get));
+		return 1;
+	end
+	print("key: " .. key);
+	print("PUT: " .. put);
+	print("GET: " .. get);
+	print("headers the PUT must carry:");
+	for _, name in ipairs({ "Content-Length", "Content-Type" }) do
+		if headers[name] then
+			print(("  %s: %s"):format(name, headers[name]));
+		end
+	end
+	print(("try: curl -T FILE%s '%s'"):format(content_type and (" -H 'Content-Type: %s'"):format(content_type) or "", put));
+	return 0;
+end
+
+local commands = { check = check, presign = presign };
+
+-- module.command for prosodyctl: arg is { command, args... }
+local function run(arg, print)
+	local command = commands[arg[1] or ""];
+	if not command then
+		print("usage: prosodyctl mod_http_upload_s3 check");
+		print("       prosodyctl mod_http_upload_s3 presign FILENAME SIZE [CONTENT-TYPE] [--host HOST]");
+		return 1;
+	end
+	return command({ table.unpack(arg, 2) }, print);
+end
+
+return { run = run };

@@ -1,0 +1,148 @@
+#!/usr/bin/python3
+"""prosodyctl mod_http_upload_s3 check / presign, against Ceph RGW and stub
+servers on loopback.
+
+  /usr/bin/python3 tests/integration/test_prosodyctl.py
+
+Each VirtualHost of one config is a scenario; check goes through all of them
+and must name the layer that fails for each. (DNS failures are not provoked:
+that would send queries off the machine.)
+"""
+import http.server
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+import client  # noqa: E402
+import stack  # noqa: E402
+
+passed, failed = 0, []
+
+
+def check(name, condition, detail=""):
+    global passed
+    if condition:
+        passed += 1
+    else:
+        failed.append(name)
+        print("FAIL %s %s" % (name, detail))
+
+
+class StubS3(http.server.BaseHTTPRequestHandler):
+    """Answers like an S3 whose clock is years away, or, for the bucket "sig",
+    like AWS refusing a signature and showing the canonical request it computed."""
+
+    def date_time_string(self, timestamp=None):
+        return super().date_time_string(timestamp) if self.path.startswith("/sig/") else "Mon, 01 Jan 2001 00:00:00 GMT"
+
+    def answer(self):
+        if self.path.startswith("/sig/"):
+            body = (b"<Error><Code>SignatureDoesNotMatch</Code><CanonicalRequest>PUT\n/sig/x\n"
+                    b"X-Amz-Algorithm=AWS4-HMAC-SHA256&amp;theirs</CanonicalRequest></Error>")
+        else:
+            body = b"<Error><Code>RequestTimeTooSkewed</Code><Message>skewed</Message></Error>"
+        self.send_response(403)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_PUT = do_DELETE = answer
+
+    def log_message(self, *args):
+        pass
+
+
+def host_lines(output, host):
+    """The lines about one host: its own, and the indented ones that continue them."""
+    lines, current = [], None
+    for line in output.splitlines():
+        if not line.startswith(" "):
+            current = line.split(":", 1)[0]
+        if current == host:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def main():
+    started = time.monotonic()
+    workdir = stack.workdir()
+    rgw = stub = None
+    try:
+        rgw = stack.RGW(workdir)
+        rgw.s3.allow_public_get("http_uploads")
+        rgw.s3.create_bucket("private-uploads")
+        stub = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StubS3)
+        threading.Thread(target=stub.serve_forever, daemon=True).start()
+        stub_url = "http://127.0.0.1:%d" % stub.server_port
+        secret = rgw.env["RGW_SECRET_KEY"]
+        options = rgw.module_options
+        scenarios = {
+            "good.test": options(),
+            "presigned.test": options(bucket="private-uploads", presign_get=True),
+            "private.test": options(bucket="private-uploads"),
+            "wrongkey.test": options(secret_key="wrong" + secret),
+            "unknownid.test": options(access_id="NOSUCHKEY"),
+            "nobucket.test": options(bucket="no-such-bucket"),
+            "closed.test": options(endpoint="http://127.0.0.1:%d" % stack.free_port()),
+            "tls.test": options(endpoint="https://127.0.0.1:%d" % stub.server_port),
+            "skew.test": options(endpoint=stub_url),
+            "sigstub.test": options(endpoint=stub_url, bucket="sig"),
+            "badconfig.test": options(expires=0),
+        }
+        p = stack.Prosody(workdir, scenarios, start=False)
+        status, out = p.prosodyctl("mod_http_upload_s3", "check")
+        print(out)
+        check("check fails overall when a host fails", status == 1, status)
+        expect = {
+            "good.test": ["upload: ok", "download: ok (public GET)", "clean-up: ok", "uploads will work"],
+            "presigned.test": ["download: ok (presigned GET)", "uploads will work"],
+            "private.test": ["upload: ok", "download: FAIL", "public s3:GetObject", "presign_get", "will NOT work"],
+            "wrongkey.test": ["upload: FAIL", "SignatureDoesNotMatch", "will NOT work"],
+            "unknownid.test": ["upload: FAIL", "InvalidAccessKeyId", "does not know http_upload_s3_access_id"],
+            "nobucket.test": ["upload: FAIL", "NoSuchBucket"],
+            "closed.test": ["upload: FAIL: connect:"],
+            "tls.test": ["upload: FAIL: TLS:"],
+            "skew.test": ["upload: FAIL: clock skew"],
+            "sigstub.test": ["SignatureDoesNotMatch", "S3's canonical request:", "X-Amz-Algorithm=AWS4-HMAC-SHA256&theirs",
+                             "ours:", "X-Amz-SignedHeaders=content-length%3Bhost"],
+            "badconfig.test": ["configuration: FAIL: http_upload_s3_expires must be between 1 and 604800"],
+        }
+        for host, needles in expect.items():
+            text = host_lines(out, host)
+            for needle in needles:
+                check("%s says %r" % (host, needle), needle in text, text)
+        check("check never prints the secret", secret not in out)
+        check("check never prints a URL", "X-Amz-Signature" not in out)
+
+        good = stack.Prosody(workdir, {"good.test": options(sign_content_type=True)}, start=False)
+        status, out = good.prosodyctl("mod_http_upload_s3", "check")
+        check("check exits 0 when uploads work", status == 0, out)
+
+        status, out = good.prosodyctl("mod_http_upload_s3", "presign", "report 2026.pdf", "11", "application/pdf")
+        lines = dict(line.split(": ", 1) for line in out.splitlines() if line.startswith(("PUT: ", "GET: ", "key: ")))
+        check("presign prints a slot", status == 0 and set(lines) == {"PUT", "GET", "key"}, out)
+        check("presign shows the headers", "  Content-Length: 11" in out and "  Content-Type: application/pdf" in out, out)
+        check("presign never prints the secret", secret not in out)
+        if status == 0:
+            put_status = client.http_request("PUT", lines["PUT"], b"hello world", {"Content-Type": "application/pdf"})[0]
+            check("the printed PUT URL works", put_status == 200, put_status)
+            check("the printed GET URL works", client.http_request("GET", lines["GET"])[1] == b"hello world")
+        status, out = good.prosodyctl("mod_http_upload_s3", "presign", "x.txt")
+        check("presign without a size explains itself", status == 1 and "usage:" in out, out)
+        status, out = good.prosodyctl("mod_http_upload_s3")
+        check("no subcommand explains itself", status == 1 and "usage:" in out, out)
+    finally:
+        if stub:
+            stub.shutdown()
+        if rgw:
+            rgw.stop()
+        stack.cleanup(workdir)
+    print("prosodyctl: %.1fs" % (time.monotonic() - started))
+    print("%d passed, %d failed" % (passed, len(failed)))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
