@@ -1,0 +1,112 @@
+#!/usr/bin/python3
+"""Packaging: `make install` into a staging folder and `luarocks make` into a
+local tree, each from a fresh copy of the sources; then Prosody loads the
+module from there (and only from there) and hands out a slot.
+
+  /usr/bin/python3 tests/integration/test_install.py
+
+No S3 is needed: presigning does no I/O.
+"""
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+import client  # noqa: E402
+import stack  # noqa: E402
+
+PASSWORD = "packaged"
+LUAROCKS = os.environ.get("LUAROCKS", "luarocks-5.4")
+passed, failed = 0, []
+
+
+def check(name, condition, detail=""):
+    global passed
+    if condition:
+        passed += 1
+    else:
+        failed.append(name)
+        print("FAIL %s %s" % (name, detail))
+
+
+def run(argv, cwd):
+    r = subprocess.run(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError("%s failed:\n%s" % (" ".join(argv), r.stdout.decode(errors="replace")))
+    return r.stdout.decode(errors="replace")
+
+
+def fresh_sources(workdir, name):
+    """The tracked files of this checkout, copied, so that nothing built here is reused."""
+    dest = os.path.join(workdir, name)
+    os.makedirs(dest)
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=stack.ROOT, check=True, stdout=subprocess.PIPE).stdout
+    subprocess.run(["tar", "-C", stack.ROOT, "--null", "-T", "-", "-cf", "-"], input=files, check=True,
+                   stdout=open(os.path.join(workdir, name + ".tar"), "wb"))
+    subprocess.run(["tar", "-C", dest, "-xf", os.path.join(workdir, name + ".tar")], check=True)
+    return dest
+
+
+def serves_slots(workdir, label, plugin_dir, cpath):
+    """Prosody with only plugin_dir and cpath to find the module, and one real slot request."""
+    module = {
+        "http_upload_s3_access_id": "AKIDEXAMPLE", "http_upload_s3_secret_key_file": os.path.join(workdir, "secret"),
+        "http_upload_s3_region": "eu-west-2", "http_upload_s3_bucket": "chat-uploads", "http_upload_s3_path": "up",
+    }
+    # plugin_dir is then the only place the module can come from
+    check("%s: no copy in Prosody's own plugin folder" % label,
+          not any(os.path.exists(os.path.join(d, "mod_http_upload_s3")) for d in ("/usr/lib/prosody/modules",)))
+    p = stack.Prosody(workdir, {"example.test": module}, plugin_paths=[plugin_dir], cpath=cpath)
+    c = None
+    try:
+        p.register("alice", "example.test", PASSWORD)
+        c = client.Client("alice@example.test", PASSWORD, p.port)
+        put, get, _ = c.request_slot("example.test", "packaged file.txt", 3, "text/plain")
+        check("%s: a slot" % label, put.startswith("https://chat-uploads.s3.eu-west-2.amazonaws.com/up/")
+              and get.endswith("/packaged%20file.txt"), put)
+        status, out = p.prosodyctl("mod_http_upload_s3", "presign", "a.txt", "1")
+        check("%s: prosodyctl finds the command" % label, status == 0 and "PUT: https://" in out, out)
+    finally:
+        if c:
+            c.close()
+        p.stop()
+
+
+def main():
+    started = time.monotonic()
+    workdir = stack.workdir()
+    try:
+        with open(os.path.join(workdir, "secret"), "w") as f:
+            f.write("not-a-real-secret\n")
+
+        src = fresh_sources(workdir, "make-src")
+        stage = os.path.join(workdir, "stage")
+        run(["make", "install", "DESTDIR=" + stage, "PREFIX=/usr/local"], src)
+        cmoddir = run(["pkg-config", "--variable=INSTALL_CMOD", "lua5.4"], src).strip()
+        so = stage + os.path.join(cmoddir, "s3sign.so")
+        moddir = os.path.join(stage, "usr/local/lib/prosody/modules")
+        check("make install: s3sign.so in Lua's C module folder", os.path.isfile(so), so)
+        check("make install: the module in Prosody's plugin folder",
+              os.path.isfile(os.path.join(moddir, "mod_http_upload_s3", "mod_http_upload_s3.lua")))
+        serves_slots(workdir, "make install", moddir, os.path.join(os.path.dirname(so), "?.so"))
+        run(["make", "uninstall", "DESTDIR=" + stage, "PREFIX=/usr/local"], src)
+        check("make uninstall removes both", not os.path.exists(so)
+              and not os.path.exists(os.path.join(moddir, "mod_http_upload_s3")))
+
+        src = fresh_sources(workdir, "rock-src")
+        tree = os.path.join(workdir, "rocks")
+        rockspec = [f for f in os.listdir(src) if f.endswith(".rockspec")][0]
+        run([LUAROCKS, "make", "--tree", tree, rockspec], src)
+        check("luarocks: s3sign.so in the tree", os.path.isfile(os.path.join(tree, "lib/lua/5.4/s3sign.so")))
+        serves_slots(workdir, "luarocks", tree, os.path.join(tree, "lib/lua/5.4/?.so"))
+    finally:
+        stack.cleanup(workdir)
+        client.shutdown()
+    print("install: %.1fs" % (time.monotonic() - started))
+    print("%d passed, %d failed" % (passed, len(failed)))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
