@@ -91,7 +91,7 @@ test-crosscheck: $(B)/s3sign.so
 	$(PYTHON) tests/crosscheck/botocore_crosscheck.py --cases 2000 --lua $(LUA) --cpath '$(B)/?.so'
 
 INTEGRATION_TESTS = tests/integration/test_upload.py tests/integration/test_policy.py tests/integration/test_s2s.py \
-                    tests/integration/test_prosodyctl.py
+                    tests/integration/test_prosodyctl.py tests/integration/test_install.py
 
 # on Debian's Prosody 0.12, then on 13.0 from bookworm-backports, unpacked under build/
 test-integration: $(B)/s3sign.so
