@@ -16,6 +16,7 @@
 #include <lauxlib.h>
 #include <openssl/err.h>       /* ERR_clear_error(3) */
 #include <openssl/rand.h>      /* RAND_bytes(3) */
+#include <uuid/uuid.h>         /* uuid_unparse_lower(3) */
 
 #include "sigv4.h"
 
@@ -82,11 +83,9 @@ static void wipe_signer(struct signer *s)
 	s->closed = 1;
 }
 
-/* A v4 UUID (RFC 9562: 122 random bits) as 36 lowercase characters. */
-static int new_uuid(struct signer *s, char out[UUID_LEN])
+/* A v4 UUID (RFC 9562: 122 random bits), formatted by libuuid: 36 lowercase characters and a NUL. */
+static int new_uuid(struct signer *s, char out[UUID_LEN + 1])
 {
-	static const char hex[] = "0123456789abcdef";
-
 	if (s->pool_generation != fork_generation || s->pool_used + 16 > sizeof s->pool) {
 		if (RAND_bytes(s->pool, sizeof s->pool) != 1) {
 			ERR_clear_error();
@@ -98,12 +97,7 @@ static int new_uuid(struct signer *s, char out[UUID_LEN])
 	unsigned char *u = s->pool + s->pool_used;
 	u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
 	u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
-	for (size_t i = 0, j = 0; i < 16; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			out[j++] = '-';
-		out[j++] = hex[u[i] >> 4];
-		out[j++] = hex[u[i] & 15];
-	}
+	uuid_unparse_lower(u, out);
 	sigv4_wipe(u, 16);
 	s->pool_used += 16;
 	return 1;
@@ -265,11 +259,13 @@ static const char *status_message(int status)
 /*
 ** signer:presign(filename, size [, content_type [, options]])
 **   -> put_url, get_url, headers, key | nil, message
+** signer:slot(...) -> put_url, get_url, key: the same without the headers
+** table, which the module does not need and which costs a tenth of a slot.
 ** options: now (Unix seconds), id (instead of a random UUID), and for
 ** presigned GETs the headers S3 should answer with: disposition
 ** (response-content-disposition) and response_type (response-content-type).
 */
-static int l_presign(lua_State *L)
+static int presign(lua_State *L, int with_headers)
 {
 	struct signer *s = check_signer(L);
 	size_t name_len, type_len = 0;
@@ -278,7 +274,7 @@ static int l_presign(lua_State *L)
 	lua_Integer size = luaL_checkinteger(L, 3);
 	const char *type = luaL_optlstring(L, 4, "", &type_len);
 	struct slot_options o;
-	char uuid[UUID_LEN], length[20], key[MAX_PREFIX + UUID_LEN + 2 + SIGV4_MAX_KEY];
+	char uuid[UUID_LEN + 1], length[20], key[MAX_PREFIX + UUID_LEN + 2 + SIGV4_MAX_KEY];
 	size_t key_len = 0, url_len, get_len;
 	int status;
 
@@ -346,20 +342,32 @@ static int l_presign(lua_State *L)
 
 	lua_pushlstring(L, s->url, url_len);
 	lua_pushlstring(L, s->get_url, get_len);
-	lua_createtable(L, 0, 2);
-	lua_pushvalue(L, UPVALUE_CONTENT_LENGTH);
-	lua_pushlstring(L, length, headers[0].value.len);
-	lua_rawset(L, -3);
-	if (type_len) {
-		lua_pushvalue(L, UPVALUE_CONTENT_TYPE);
-		lua_pushvalue(L, 4);
+	if (with_headers) {
+		lua_createtable(L, 0, 2);
+		lua_pushvalue(L, UPVALUE_CONTENT_LENGTH);
+		lua_pushlstring(L, length, headers[0].value.len);
 		lua_rawset(L, -3);
+		if (type_len) {
+			lua_pushvalue(L, UPVALUE_CONTENT_TYPE);
+			lua_pushvalue(L, 4);
+			lua_rawset(L, -3);
+		}
 	}
 	lua_pushlstring(L, key, key_len);
 	/* the URLs are credentials until they expire: leave no copy behind */
 	sigv4_wipe(s->url, url_len);
 	sigv4_wipe(s->get_url, get_len);
-	return 4;
+	return with_headers ? 4 : 3;
+}
+
+static int l_presign(lua_State *L)
+{
+	return presign(L, 1);
+}
+
+static int l_slot(lua_State *L)
+{
+	return presign(L, 0);
 }
 
 /*
@@ -445,6 +453,7 @@ static int l_tostring(lua_State *L)
 
 static const luaL_Reg signer_methods[] = {
 	{ "presign", l_presign },
+	{ "slot", l_slot },
 	{ "sign", l_sign },
 	{ "close", l_close },
 	{ NULL, NULL }

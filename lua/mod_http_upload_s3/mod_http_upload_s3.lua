@@ -239,7 +239,7 @@ local function issue_slot(ns, uploader, filename, size_text, content_type)
 	end
 
 	local started = gettime();
-	local put, get_or_err, _, key = signer:presign(filename, size, cfg.sign_content_type and content_type or nil,
+	local put, get_or_err, key = signer:slot(filename, size, cfg.sign_content_type and content_type or nil,
 		cfg.presign_get and download_options(filename, content_type) or nil);
 	measure_signing:sample(gettime() - started);
 	if not put then

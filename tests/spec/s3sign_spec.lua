@@ -72,6 +72,26 @@ describe("signer:presign", function ()
 		assert.equal("http_uploads/" .. ID .. "/photo (1)!*'.jpg", key);
 	end);
 
+	it("slot() gives the same URLs and key without the headers table", function ()
+		local s = signer();
+		local put, get, headers, key = s:presign("a b.txt", 7, "text/plain", { now = NOW, id = ID });
+		local results = table.pack(s:slot("a b.txt", 7, "text/plain", { now = NOW, id = ID }));
+		assert.same({ n = 3, put, get, key }, results);
+		assert.is_table(headers);
+	end);
+
+	it("sign() presigns any method on a key, and can show the canonical request", function ()
+		local s = signer();
+		local put, _, _, key = s:presign("a b.txt", 7, "text/plain", { now = NOW, id = ID });
+		local url, creq = s:sign("PUT", key, { now = NOW, content_length = 7, content_type = "text/plain", trace = true });
+		assert.equal(put, url);
+		assert.matches("^PUT\n/the%-best%-bucket/http_uploads/", creq);
+		assert.not_matches(SECRET, creq, 1, true);
+		assert.matches("X-Amz-SignedHeaders=host&", s:sign("DELETE", key), 1, true);
+		assert.same({ nil, "sign: invalid method or key" }, { s:sign("delete", key) });
+		assert.is_nil((s:sign("GET", key, { expires = 0 })));
+	end);
+
 	it("signs content-type only when one is given", function ()
 		local s = signer();
 		for _, content_type in ipairs({ false, "" }) do
