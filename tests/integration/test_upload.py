@@ -200,8 +200,6 @@ def test_metrics(c, port):
     check("bytes counted", delta("_granted_bytes_total") == 30, delta("_granted_bytes_total"))
     check("refusals counted by reason", delta("_refused_total", reason="toolarge") == 1, after)
     check("signing time sampled", delta("_signing_seconds_count") == 2, delta("_signing_seconds_count"))
-    check("a slot is signed within a millisecond", metric(after, "_signing_seconds_bucket", host=HOST, le="0.001")
-          == metric(after, "_signing_seconds_count", host=HOST))
 
 
 def test_config_refusals(workdir, rgw):
