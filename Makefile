@@ -34,7 +34,7 @@ PROSODY13 = $(B)/prosody-13
 CORE = src/sigv4.c src/sigv4.h
 
 .PHONY: all test check test-c test-san test-valgrind test-lua test-crosscheck test-integration \
-        test-integration-13 bench \
+        test-integration-13 fuzz test-fuzz bench \
         demo deps install uninstall clean
 
 all: $(B)/s3sign.so
@@ -68,7 +68,7 @@ $(B)/bench_sigv4: bench/bench_sigv4.c $(CORE) | $(B)
 	$(CC) $(ALL_CFLAGS) -O2 -Isrc -o $@ bench/bench_sigv4.c src/sigv4.c $(LDFLAGS) $(CRYPTO_LIBS)
 
 test: check
-check: test-c test-san test-valgrind test-lua test-crosscheck test-integration test-integration-13
+check: test-c test-san test-valgrind test-fuzz test-lua test-crosscheck test-integration test-integration-13
 
 test-c: $(B)/test_sigv4 $(B)/test_binding
 	$(B)/test_sigv4 tests/vectors
@@ -127,3 +127,44 @@ uninstall:
 
 clean:
 	rm -rf $(B)
+
+# ---- fuzzing: libFuzzer under ASan+UBSan (Debian: clang, libclang-rt-14-dev) ----
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 300
+FUZZ_CI_SECONDS ?= 15
+FUZZ_TARGETS = presign request
+FUZZ_FLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -g -O1 -fno-omit-frame-pointer \
+             -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_RUN = -max_len=8192 -timeout=10
+FUZZ_ENV = UBSAN_OPTIONS=print_stacktrace=1
+
+$(B)/fuzz_presign: tests/fuzz/fuzz_presign.c $(CORE) | $(B)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(CRYPTO_CFLAGS) -Isrc -o $@ tests/fuzz/fuzz_presign.c src/sigv4.c $(CRYPTO_LIBS)
+
+# loads lua/mod_http_upload_s3/request.lib.lua at start, relative to the top of the tree
+$(B)/fuzz_request: tests/fuzz/fuzz_request.c | $(B)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(LUA_CFLAGS) -DREQUEST_LIB='"lua/mod_http_upload_s3/request.lib.lua"' \
+		-DPROSODY_SRC='"$(PROSODY_SRC)"' -o $@ tests/fuzz/fuzz_request.c $(LUA_LIBS)
+
+# FUZZ_SECONDS per target; what it learns stays in build/fuzz-corpus, crashes go to build/fuzz-artifacts
+fuzz: $(B)/fuzz_presign $(B)/fuzz_request
+	@status=0; for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(B)/fuzz-corpus/$$t $(B)/fuzz-artifacts/$$t || exit 1; \
+		echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+		$(FUZZ_ENV) $(B)/fuzz_$$t $(FUZZ_RUN) -max_total_time=$(FUZZ_SECONDS) \
+			-artifact_prefix=$(B)/fuzz-artifacts/$$t/ $(B)/fuzz-corpus/$$t tests/fuzz/corpus/$$t || status=1; \
+	done; exit $$status
+
+# replay the seeds and tests/fuzz/regressions/<target>-*, then a short fresh run of each
+test-fuzz: $(B)/fuzz_presign $(B)/fuzz_request
+	@status=0; for t in $(FUZZ_TARGETS); do \
+		set -- tests/fuzz/corpus/$$t/* $$(find tests/fuzz/regressions -type f -name "$$t-*" 2>/dev/null | sort); \
+		echo "test-fuzz: $$t: replaying $$# inputs"; \
+		$(FUZZ_ENV) $(B)/fuzz_$$t "$$@" >$(B)/fuzz-replay-$$t.log 2>&1 || { tail -n 30 $(B)/fuzz-replay-$$t.log; status=1; }; \
+		rm -rf $(B)/fuzz-ci/$$t && mkdir -p $(B)/fuzz-ci/$$t $(B)/fuzz-artifacts/$$t || exit 1; \
+		echo "test-fuzz: $$t for $(FUZZ_CI_SECONDS) s"; \
+		$(FUZZ_ENV) $(B)/fuzz_$$t $(FUZZ_RUN) -max_total_time=$(FUZZ_CI_SECONDS) \
+			-artifact_prefix=$(B)/fuzz-artifacts/$$t/ $(B)/fuzz-ci/$$t tests/fuzz/corpus/$$t >$(B)/fuzz-ci-$$t.log 2>&1 \
+			|| { tail -n 30 $(B)/fuzz-ci-$$t.log; status=1; }; \
+		tail -n 1 $(B)/fuzz-ci-$$t.log; \
+	done; exit $$status

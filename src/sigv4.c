@@ -865,6 +865,10 @@ int sigv4_signer_init(struct sigv4_signer *s, const struct sigv4_config *c, cons
 	if (c->bucket.len == 0 || memchr(c->bucket.ptr, '/', c->bucket.len) || has_control(c->bucket) ||
 	    !valid_utf8(c->bucket) || !copy_field(s->bucket, &s->bucket_len, SIGV4_MAX_BUCKET, c->bucket))
 		REFUSE("bucket: must be 1..255 bytes of UTF-8 without '/' or control characters");
+	/* without an endpoint the region becomes part of the host name: nothing else may slip in */
+	for (size_t i = 0; c->endpoint.len == 0 && i < c->region.len; i++)
+		if (!is_host_char((unsigned char)c->region.ptr[i]))
+			REFUSE("region: must be letters, digits and '-' when no endpoint is set");
 	if (!parse_endpoint(s, c->endpoint))
 		REFUSE("endpoint: must be http(s)://host[:port] with no path, query or user name");
 	s->path_style = c->path_style != 0;

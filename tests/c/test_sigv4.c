@@ -208,6 +208,10 @@ static void test_config(void)
 	CHECK(init_with(&s, c, &why) == SIGV4_EINVAL && strncmp(why, "secret_key:", 11) == 0);
 	c = base_config(), c.secret_key = (struct sigv4_str){ "sec\0ret", 7 };
 	CHECK(init_with(&s, c, &why) == SIGV4_EINVAL);
+	c = base_config(), c.region = S("x@evil.example?");   /* found by fuzz_presign: would become the host */
+	CHECK(init_with(&s, c, &why) == SIGV4_EINVAL && strncmp(why, "region:", 7) == 0);
+	c = base_config(), c.region = S("x@evil.example?"), c.endpoint = S("https://minio.example.org");
+	CHECK(init_with(&s, c, &why) == SIGV4_OK);   /* with an endpoint the region is only signed */
 	c = base_config(), c.session_token = S("has space");
 	CHECK(init_with(&s, c, &why) == SIGV4_EINVAL && strncmp(why, "session_token:", 14) == 0);
 
