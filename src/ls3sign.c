@@ -237,20 +237,6 @@ static void read_options(lua_State *L, int t, struct slot_options *o)
 	o->response_type = opt_string(L, t, "response_type");
 }
 
-/* Decimal digits of v; out holds 20. */
-static size_t format_u64(char *out, uint64_t v)
-{
-	char tmp[20];
-	size_t n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	for (size_t i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
-	return n;
-}
-
 static const char *status_message(int status)
 {
 	return status == SIGV4_EINVAL ? "invalid filename or content type" : sigv4_strerror(status);
@@ -274,7 +260,7 @@ static int presign(lua_State *L, int with_headers)
 	lua_Integer size = luaL_checkinteger(L, 3);
 	const char *type = luaL_optlstring(L, 4, "", &type_len);
 	struct slot_options o;
-	char uuid[UUID_LEN + 1], length[20], key[MAX_PREFIX + UUID_LEN + 2 + SIGV4_MAX_KEY];
+	char uuid[UUID_LEN + 1], length[SIGV4_DECIMAL_LEN], key[MAX_PREFIX + UUID_LEN + 2 + SIGV4_MAX_KEY];
 	size_t key_len = 0, url_len, get_len;
 	int status;
 
@@ -305,7 +291,7 @@ static int presign(lua_State *L, int with_headers)
 		return fail(L, "filename", "object key longer than 1024 bytes");
 
 	struct sigv4_pair headers[2] = {
-		{ { "content-length", 14 }, { length, format_u64(length, (uint64_t)size) } },
+		{ { "content-length", 14 }, { length, sigv4_decimal(length, (uint64_t)size) } },
 		{ { "content-type", 12 }, { type, type_len } },
 	};
 	struct sigv4_request put = {
@@ -381,7 +367,7 @@ static int l_sign(lua_State *L)
 {
 	struct signer *s = check_signer(L);
 	struct sigv4_str method, key, type = { "", 0 };
-	char length[20];
+	char length[SIGV4_DECIMAL_LEN];
 	size_t url_len, creq_len;
 	int64_t now = (int64_t)time(NULL);
 	lua_Integer expires = s->put_expires, content_length = -1;
@@ -406,7 +392,7 @@ static int l_sign(lua_State *L)
 	size_t n_headers = 0;
 	if (content_length >= 0)
 		headers[n_headers++] = (struct sigv4_pair){ { "content-length", 14 },
-		                                            { length, format_u64(length, (uint64_t)content_length) } };
+		                                            { length, sigv4_decimal(length, (uint64_t)content_length) } };
 	if (type.len)
 		headers[n_headers++] = (struct sigv4_pair){ { "content-type", 12 }, type };
 	struct sigv4_request r = { method, key, headers, n_headers, NULL, 0, now, (uint32_t)expires };

@@ -1003,9 +1003,9 @@ static int valid_request(const struct sigv4_request *r)
 	return 1;
 }
 
-static size_t format_u32(char out[10], uint32_t v)
+size_t sigv4_decimal(char out[SIGV4_DECIMAL_LEN], uint64_t v)
 {
-	char tmp[10];
+	char tmp[SIGV4_DECIMAL_LEN];
 	size_t n = 0;
 	do {
 		tmp[n++] = (char)('0' + v % 10);
@@ -1019,7 +1019,7 @@ static size_t format_u32(char out[10], uint32_t v)
 int sigv4_presign(char *url, size_t cap, size_t *len, struct sigv4_signer *s,
                   const struct sigv4_request *r, char *creq, size_t creq_cap, size_t *creq_len)
 {
-	char expires[10], hash_hex[SIGV4_HEX_LEN], signature[SIGV4_HEX_LEN];
+	char expires[SIGV4_DECIMAL_LEN], hash_hex[SIGV4_HEX_LEN], signature[SIGV4_HEX_LEN];
 	char signed_headers[(SIGV4_MAX_PAIRS + 1) * 64], signed_param[3 * sizeof signed_headers];
 	const struct sigv4_pair host = { LIT("host"), str(s->host, s->host_len) };
 	const struct sigv4_pair *headers[SIGV4_MAX_PAIRS + 1], *query[SIGV4_MAX_PAIRS];
@@ -1062,7 +1062,7 @@ int sigv4_presign(char *url, size_t cap, size_t *len, struct sigv4_signer *s,
 		before++;
 	const struct sigv4_str auth[] = {
 		str(s->query_head, s->query_head_len),
-		str(expires, format_u32(expires, r->expires)),
+		str(expires, sigv4_decimal(expires, r->expires)),
 		str(s->after_expires, s->after_expires_len),
 		str(signed_param, sp.len),
 	};

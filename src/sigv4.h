@@ -63,6 +63,11 @@ void sigv4_wipe(void *ptr, size_t len);
  */
 int sigv4_uri_encode(char *dst, size_t cap, size_t *len, struct sigv4_str src, int keep_slash);
 
+#define SIGV4_DECIMAL_LEN 20         /* digits of the largest uint64_t */
+
+/* v in decimal, without NUL; returns the number of digits. */
+size_t sigv4_decimal(char out[SIGV4_DECIMAL_LEN], uint64_t v);
+
 /* Unix seconds to "YYYYMMDDTHHMMSSZ"; EINVAL outside years 1970..9999. */
 int sigv4_amz_date(char out[SIGV4_AMZ_DATE_LEN], int64_t unix_seconds);
 
