@@ -91,13 +91,20 @@ test-crosscheck: $(B)/s3sign.so
 	$(PYTHON) tests/crosscheck/botocore_crosscheck.py --cases 2000 --lua $(LUA) --cpath '$(B)/?.so'
 
 INTEGRATION_TESTS = tests/integration/test_upload.py tests/integration/test_policy.py tests/integration/test_s2s.py \
-                    tests/integration/test_prosodyctl.py tests/integration/test_install.py
+                    tests/integration/test_prosodyctl.py tests/integration/test_install.py \
+                    tests/integration/test_xmppjs.py
+XMPPJS = tests/xmppjs
+NODE_DEPS = $(XMPPJS)/node_modules/.package-lock.json
+
+# npm rewrites node_modules/.package-lock.json on every install: a stamp newer than the lock file
+$(XMPPJS)/node_modules/.package-lock.json: $(XMPPJS)/package-lock.json
+	npm ci --prefix $(XMPPJS) --no-audit --no-fund
 
 # on Debian's Prosody 0.12, then on 13.0 from bookworm-backports, unpacked under build/
-test-integration: $(B)/s3sign.so
+test-integration: $(B)/s3sign.so $(NODE_DEPS)
 	for t in $(INTEGRATION_TESTS); do $(PYTHON) $$t || exit 1; done
 
-test-integration-13: $(B)/s3sign.so $(PROSODY13)/usr/bin/prosody
+test-integration-13: $(B)/s3sign.so $(PROSODY13)/usr/bin/prosody $(NODE_DEPS)
 	for t in $(INTEGRATION_TESTS); do \
 		PROSODY=$(PROSODY13)/usr/bin/prosody PROSODYCTL=$(PROSODY13)/usr/bin/prosodyctl $(PYTHON) $$t || exit 1; \
 	done

@@ -11,6 +11,9 @@ missing=""
 for p in $PACKAGES; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# the JavaScript clients' tests want Node.js 20 or later with npm; Debian 12's own is 18
+command -v node >/dev/null 2>&1 || missing="$missing nodejs npm"
+
 if [ -z "$missing" ]; then
 	echo "deps: all packages present"
 	exit 0
