@@ -38,19 +38,9 @@ local function module_hosts()
 end
 
 local function host_config(host)
-	local ok, cfg, warnings = pcall(config.read, function (name)
+	return config.load(function (name)
 		return configmanager.get(host, "http_upload_s3_" .. name);
-	end, { getenv = os.getenv, read_file = function (path)
-		local f, err = io.open(path);
-		if not f then return nil, err; end
-		local content = f:read("a");
-		f:close();
-		return content;
-	end });
-	if not ok then
-		return nil, type(cfg) == "table" and (cfg.option .. " " .. cfg.problem) or tostring(cfg);
-	end
-	return cfg, warnings;
+	end);
 end
 
 ---- HTTP with the answers S3 gives ------------------------------------------

@@ -4,7 +4,8 @@
 --   local cfg, warnings = config.read(get, env)
 --     get(name) -> the raw value of http_upload_s3_<name>, or nil
 --     env.getenv(name), env.read_file(path) -> string | nil, err
---   On a bad option, config.read raises "http_upload_s3_<name> <problem>".
+--   On a bad option, config.read raises { option = "http_upload_s3_<name>", problem = ... };
+--   config.load(get) reads the process's environment and returns nil, "<option> <problem>" instead.
 
 local PREFIX = "http_upload_s3_";
 local MIB = 1024 * 1024;
@@ -219,6 +220,25 @@ local function read(get, env)
 	return cfg, warnings;
 end
 
+-- The environment of the Prosody process: its variables and files.
+local function read_file(path)
+	local f, err = io.open(path);
+	if not f then return nil, err; end
+	local content = f:read("a");
+	f:close();
+	return content;
+end
+local process_env = { getenv = os.getenv, read_file = read_file };
+
+-- read(), with the refusal as one line: cfg, warnings | nil, "http_upload_s3_x problem"
+local function load(get, env)
+	local ok, cfg, warnings = pcall(read, get, env or process_env);
+	if not ok then
+		return nil, type(cfg) == "table" and (cfg.option .. " " .. cfg.problem) or tostring(cfg);
+	end
+	return cfg, warnings;
+end
+
 -- The s3sign.new{} table for a checked configuration.
 local function signer_options(cfg)
 	return {
@@ -238,5 +258,6 @@ end
 
 return {
 	read = read;
+	load = load;
 	signer_options = signer_options;
 };

@@ -28,20 +28,11 @@ end
 local request = module:require "request";
 local NS, NS_LEGACY = request.NS, request.NS_LEGACY;
 
-local function read_file(path)
-	local f, err = io.open(path);
-	if not f then return nil, err; end
-	local content = f:read("a");
-	f:close();
-	return content;
-end
-
-local ok, cfg, warnings = pcall(config.read, function (name)
+local cfg, warnings = config.load(function (name)
 	return module:get_option("http_upload_s3_" .. name);
-end, { getenv = os.getenv, read_file = read_file });
-if not ok then
-	-- one line naming the option; the module does not load
-	error(type(cfg) == "table" and ("Refusing to load: %s %s"):format(cfg.option, cfg.problem) or cfg, 0);
+end);
+if not cfg then
+	error("Refusing to load: " .. warnings, 0); -- one line naming the option
 end
 for _, warning in ipairs(warnings) do
 	module:log("warn", "%s", warning);
