@@ -114,6 +114,7 @@ $(PROSODY13)/usr/bin/prosody:
 
 bench: $(B)/s3sign.so $(B)/bench_sigv4
 	$(PYTHON) bench/run.py --build $(B) --lua $(LUA)
+	$(PYTHON) bench/prosody_cost.py
 
 demo: $(B)/s3sign.so
 	$(PYTHON) tools/demo.py $(DEMO_ARGS)

@@ -100,9 +100,8 @@ local ACTIVE_TYPES = { ["image/svg+xml"] = true, ["text/html"] = true, ["applica
 
 ---- who may upload ---------------------------------------------------------
 
-local function is_anonymous_host(host)
-	return configmanager.get(host, "authentication") == "anonymous";
-end
+-- anonymous logins are guests, whatever Prosody version
+local users_are_anonymous = configmanager.get(users_host, "authentication") == "anonymous";
 
 -- Prosody 13 has roles: uploading is the ":upload" permission, which
 -- registered users hold by default and guests do not, and which admins may
@@ -112,14 +111,14 @@ if has_roles then
 	module:default_permission("prosody:registered", ":upload");
 end
 
-local function may_upload(event, uploader)
-	local origin, host = event.origin, jid.host(uploader);
+local function may_upload(event, uploader, host)
+	local origin = event.origin;
 	if cfg.access[uploader] or cfg.access[host] then
 		return true;
 	end
 	-- a signed-in account of users_host: not a remote server, a component or a guest
 	local local_user = origin.type == "c2s" and origin.username ~= nil and host == users_host
-		and not is_anonymous_host(host);
+		and not users_are_anonymous;
 	return local_user and (not has_roles or module:may(":upload", event));
 end
 
@@ -245,15 +244,23 @@ local function handle_slot_request(event)
 	local stanza, origin = event.stanza, event.origin;
 	local req = stanza.tags[1];
 	local ns = req.attr.xmlns;
-	local uploader = jid.bare(stanza.attr.from);
+	local username, host = jid.split(stanza.attr.from);
+	local uploader = username and (username .. "@" .. host) or host;
 
 	local slot, err;
-	if not may_upload(event, uploader) then
+	if not may_upload(event, uploader, host) then
 		err = slot_error(ns, "access");
 	else
 		local allowed, retry_at = take_token(uploader, os.time());
 		if allowed then
-			slot, err = issue_slot(ns, uploader, request.parse(req));
+			-- a bug must still get the client an answer, not silence
+			local ok, result, issue_err = pcall(issue_slot, ns, uploader, request.parse(req));
+			if ok then
+				slot, err = result, issue_err;
+			else
+				module:log("error", "Upload slot for %s failed: %s", uploader, result);
+				err = slot_error(ns, "internal");
+			end
 		else
 			err = slot_error(ns, "rate", nil, math.ceil(retry_at));
 		end
@@ -266,7 +273,8 @@ local function handle_slot_request(event)
 	end
 	measure_slots:add(1);
 	measure_bytes:add(slot.size);
-	module:log("info", "Upload slot for %s: %d bytes, key %s", uploader, slot.size, slot.key);
+	-- debug, not info: an info line costs as much as the rest of the slot (metrics count slots)
+	module:log("debug", "Upload slot for %s: %d bytes, key %s", uploader, slot.size, slot.key);
 	origin.send(request.slot_reply(stanza, ns, slot.put, slot.get));
 	return true;
 end

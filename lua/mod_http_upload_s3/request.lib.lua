@@ -33,6 +33,8 @@ local function check_filename(name)
 		return "File name contains a path separator";
 	elseif name:find("^[%s.]+$") then
 		return "File name has no name in it";
+	elseif not name:find("[%c\127-\255]") then
+		return nil; -- printable ASCII: nothing more to look at
 	elseif not utf8.len(name) then
 		return "File name is not valid UTF-8";
 	end
@@ -61,18 +63,21 @@ end
 
 -- RFC 6838 type/subtype, optionally with RFC 9110 parameters.
 local TOKEN = "[%w!#$&%-%^_.+]+";
+local TYPE_SUBTYPE = "^" .. TOKEN .. "/" .. TOKEN .. "(.*)$";
+local QUOTED_PARAMETER = "^ *; *" .. TOKEN .. "=(%b\"\")(.*)$";
+local TOKEN_PARAMETER = "^ *; *" .. TOKEN .. "=(" .. TOKEN .. ")(.*)$";
 local function check_content_type(ctype)
 	if #ctype > 255 then
 		return "Content type longer than 255 bytes";
 	end
-	local rest = ctype:match("^" .. TOKEN .. "/" .. TOKEN .. "(.*)$");
+	local rest = ctype:match(TYPE_SUBTYPE);
 	if not rest then
 		return "Content type is not type/subtype";
 	end
 	while rest ~= "" do
-		local value, tail = rest:match("^ *; *" .. TOKEN .. "=(%b\"\")(.*)$");
+		local value, tail = rest:match(QUOTED_PARAMETER);
 		if not value then
-			value, tail = rest:match("^ *; *" .. TOKEN .. "=(" .. TOKEN .. ")(.*)$");
+			value, tail = rest:match(TOKEN_PARAMETER);
 		end
 		if not value or value:find("[%c\128-\255]") then
 			return "Content type has malformed parameters";

@@ -12,14 +12,15 @@ function fault.new(config)
 	if not signer then
 		return nil, err;
 	end
-	return {
-		presign = function (_, filename, ...)
+	-- every method of the real signer, failing for the marked file names
+	return setmetatable({}, { __index = function (_, method)
+		return function (_, filename, ...)
 			if filename:find("^fail%-signer") then
 				return nil, "id: no random bytes available";
 			end
-			return signer:presign(filename, ...);
+			return signer[method](signer, filename, ...);
 		end;
-	};
+	end });
 end
 
 return fault;
