@@ -15,21 +15,10 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 import client  # noqa: E402
 import stack  # noqa: E402
+from checks import check, summary  # noqa: E402
 
 PASSWORD = "packaged"
 LUAROCKS = os.environ.get("LUAROCKS", "luarocks-5.4")
-passed, failed = 0, []
-
-
-def check(name, condition, detail=""):
-    global passed
-    if condition:
-        passed += 1
-    else:
-        failed.append(name)
-        print("FAIL %s %s" % (name, detail))
-
-
 def run(argv, cwd):
     r = subprocess.run(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
     if r.returncode != 0:
@@ -104,8 +93,7 @@ def main():
         stack.cleanup(workdir)
         client.shutdown()
     print("install: %.1fs" % (time.monotonic() - started))
-    print("%d passed, %d failed" % (passed, len(failed)))
-    return 1 if failed else 0
+    return summary()
 
 
 if __name__ == "__main__":

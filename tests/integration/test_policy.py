@@ -24,6 +24,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 import client  # noqa: E402
 import stack  # noqa: E402
+from checks import check, summary  # noqa: E402
 from client import NS, NS_LEGACY, SlotError, http_request  # noqa: E402
 from slixmpp.xmlstream.handler import Callback  # noqa: E402
 from slixmpp.xmlstream.matcher import MatchXPath  # noqa: E402
@@ -31,18 +32,6 @@ from slixmpp.xmlstream.matcher import MatchXPath  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 PASSWORD = "correct horse"
 COMPONENT_SECRET = "bot-secret"
-
-passed, failed = 0, []
-
-
-def check(name, condition, detail=""):
-    global passed
-    if condition:
-        passed += 1
-    else:
-        failed.append(name)
-        print("FAIL %s %s" % (name, detail))
-
 
 def refused(name, error_type, condition, fn):
     """Run fn, expecting a slot error; returns it."""
@@ -279,8 +268,7 @@ def main():
         stack.cleanup(workdir)
         client.shutdown()
     print("policy: %.1fs on Prosody %s" % (time.monotonic() - started, version))
-    print("%d passed, %d failed" % (passed, len(failed)))
-    return 1 if failed else 0
+    return summary()
 
 
 if __name__ == "__main__":

@@ -17,18 +17,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 import client  # noqa: E402
 import stack  # noqa: E402
-
-passed, failed = 0, []
-
-
-def check(name, condition, detail=""):
-    global passed
-    if condition:
-        passed += 1
-    else:
-        failed.append(name)
-        print("FAIL %s %s" % (name, detail))
-
+from checks import check, summary  # noqa: E402
 
 class StubS3(http.server.BaseHTTPRequestHandler):
     """Answers like an S3 whose clock is years away, or, for the bucket "sig",
@@ -140,8 +129,7 @@ def main():
             rgw.stop()
         stack.cleanup(workdir)
     print("prosodyctl: %.1fs" % (time.monotonic() - started))
-    print("%d passed, %d failed" % (passed, len(failed)))
-    return 1 if failed else 0
+    return summary()
 
 
 if __name__ == "__main__":

@@ -20,21 +20,10 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 import client  # noqa: E402
 import stack  # noqa: E402
+from checks import check, summary  # noqa: E402
 from client import SlotError  # noqa: E402
 
 PASSWORD = "over the wire"
-passed, failed = 0, []
-
-
-def check(name, condition, detail=""):
-    global passed
-    if condition:
-        passed += 1
-    else:
-        failed.append(name)
-        print("FAIL %s %s" % (name, detail))
-
-
 class NxdomainServer:
     """Answers every DNS query on 127.0.0.1 with NXDOMAIN."""
 
@@ -133,8 +122,7 @@ def main():
         stack.cleanup(workdir)
         client.shutdown()
     print("s2s: %.1fs on Prosody %s" % (time.monotonic() - started, version))
-    print("%d passed, %d failed" % (passed, len(failed)))
-    return 1 if failed else 0
+    return summary()
 
 
 if __name__ == "__main__":

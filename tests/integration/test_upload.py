@@ -18,6 +18,7 @@ import urllib.parse
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 import client  # noqa: E402
 import stack  # noqa: E402
+from checks import check, summary  # noqa: E402
 from client import NS, NS_LEGACY, SlotError, http_request  # noqa: E402
 
 HOST, COMPONENT, SHORT = "example.test", "upload.example.test", "short.example.test"
@@ -38,18 +39,6 @@ NAMES = [
     ".hidden",
     "x" * 200 + ".bin",
 ]
-
-passed, failed = 0, []
-
-
-def check(name, condition, detail=""):
-    global passed
-    if condition:
-        passed += 1
-    else:
-        failed.append(name)
-        print("FAIL %s %s" % (name, detail))
-
 
 def expect_slot_error(name, error_type, condition, fn):
     try:
@@ -268,8 +257,7 @@ def main():
         stack.cleanup(workdir)
         client.shutdown()
     print("integration: %.1fs on Prosody %s" % (time.monotonic() - started, version))
-    print("%d passed, %d failed" % (passed, len(failed)))
-    return 1 if failed else 0
+    return summary()
 
 
 if __name__ == "__main__":

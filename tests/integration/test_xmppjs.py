@@ -28,6 +28,7 @@ import urllib.parse
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import stack  # noqa: E402
+from checks import check, summary  # noqa: E402
 
 HOST, COMPONENT = "example.test", "upload.example.test"
 PREFIX = "http_uploads"
@@ -36,18 +37,6 @@ XMPPJS = os.path.join(ROOT, "tests", "xmppjs")
 SCRIPT = os.path.join(XMPPJS, "upload.mjs")
 NODE = os.environ.get("NODE", "node")
 NODE_TIMEOUT = 120  # seconds for one run of upload.mjs (it stops itself after 90)
-
-passed, failed = 0, []
-
-
-def check(name, condition, detail=""):
-    global passed
-    if condition:
-        passed += 1
-    else:
-        failed.append(name)
-        print("FAIL %s %s" % (name, detail))
-
 
 def object_key(url):
     """The S3 object key of a path-style URL on the test gateway."""
@@ -134,9 +123,8 @@ def test_service(p, rgw, password, service, signed_type):
 def main():
     problem = preflight()
     if problem:
-        print("test_xmppjs: " + problem)
-        print("0 passed, 1 failed")
-        return 1
+        check("test_xmppjs can run", False, problem)
+        return summary()
     node_version = subprocess.run([NODE, "--version"], stdout=subprocess.PIPE, timeout=30).stdout.decode().strip()
     started = time.monotonic()
     workdir = stack.workdir()
@@ -162,8 +150,7 @@ def main():
             rgw.stop()
         stack.cleanup(workdir)
     print("xmppjs: %.1fs on Prosody %s with Node.js %s" % (time.monotonic() - started, version, node_version))
-    print("%d passed, %d failed" % (passed, len(failed)))
-    return 1 if failed else 0
+    return summary()
 
 
 if __name__ == "__main__":
