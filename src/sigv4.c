@@ -530,11 +530,45 @@ int sigv4_scope(char *out, size_t cap, size_t *len, const char amz_date[SIGV4_AM
 	return finish(&o, len);
 }
 
+/*
+** The end of a SHA-256: c has absorbed `absorbed` bytes, a whole number of
+** blocks; the message's last n bytes are at the start of buf, which has room
+** for them, the padding and the length (n + 9 bytes, rounded up to blocks).
+** Pads in place and compresses block by block: what SHA256_Update and
+** SHA256_Final do, without their buffering and clean-up, which cost half a
+** block on each of a URL's three short tails.
+*/
+static void sha256_last(uint8_t md[SIGV4_KEY_LEN], SHA256_CTX *c, uint64_t absorbed,
+                        unsigned char *buf, size_t n)
+{
+	size_t end = (n + 9 + SHA256_BLOCK - 1) / SHA256_BLOCK * SHA256_BLOCK;
+	uint64_t bits = (absorbed + n) * 8;
+
+	buf[n] = 0x80;
+	memset(buf + n + 1, 0, end - 8 - (n + 1));
+	for (int i = 0; i < 8; i++)
+		buf[end - 1 - i] = (unsigned char)(bits >> (8 * i));
+	for (size_t at = 0; at < end; at += SHA256_BLOCK)
+		SHA256_Transform(c, buf + at);
+	for (int i = 0; i < 8; i++) {
+		md[4 * i] = (uint8_t)(c->h[i] >> 24);
+		md[4 * i + 1] = (uint8_t)(c->h[i] >> 16);
+		md[4 * i + 2] = (uint8_t)(c->h[i] >> 8);
+		md[4 * i + 3] = (uint8_t)c->h[i];
+	}
+}
+
 static int sha256(uint8_t md[SIGV4_KEY_LEN], struct sigv4_str msg)
 {
 	SHA256_CTX ctx;
-	int ok = SHA256_Init(&ctx) && SHA256_Update(&ctx, msg.ptr, msg.len) && SHA256_Final(md, &ctx);
-	sigv4_wipe(&ctx, sizeof ctx);
+	unsigned char tail[2 * SHA256_BLOCK];
+	size_t whole = msg.len / SHA256_BLOCK * SHA256_BLOCK;
+	int ok = SHA256_Init(&ctx) && SHA256_Update(&ctx, msg.ptr, whole);
+
+	memcpy(tail, msg.ptr + whole, msg.len - whole);
+	sha256_last(md, &ctx, whole, tail, msg.len - whole);
+	sigv4_wipe(&ctx, sizeof ctx);   /* msg may be an HMAC key */
+	sigv4_wipe(tail, sizeof tail);
 	return ok ? SIGV4_OK : SIGV4_ECRYPTO;
 }
 
@@ -594,13 +628,24 @@ static int hmac_key(SHA256_CTX *inner, SHA256_CTX *outer, const uint8_t *key, si
 	return ok ? SIGV4_OK : SIGV4_ECRYPTO;
 }
 
+/*
+** The outer hash, from the inner one's digest. Nothing here needs wiping:
+** the copy of the outer state ends up holding only the MAC, which is public.
+*/
+static void hmac_outer(uint8_t mac[SIGV4_KEY_LEN], const SHA256_CTX *outer, const uint8_t md[SIGV4_KEY_LEN])
+{
+	SHA256_CTX c = *outer;
+	unsigned char buf[SHA256_BLOCK];
+	memcpy(buf, md, SIGV4_KEY_LEN);
+	sha256_last(mac, &c, SHA256_BLOCK, buf, SIGV4_KEY_LEN);
+}
+
 /* inner: a copy of the inner state that has absorbed the whole message. */
 static int hmac_end(uint8_t mac[SIGV4_KEY_LEN], SHA256_CTX *inner, const SHA256_CTX *outer)
 {
 	uint8_t md[SIGV4_KEY_LEN];
 	int ok = SHA256_Final(md, inner);
-	memcpy(inner, outer, sizeof *inner);
-	ok = ok && SHA256_Update(inner, md, sizeof md) && SHA256_Final(mac, inner);
+	hmac_outer(mac, outer, md);
 	sigv4_wipe(inner, sizeof *inner);
 	sigv4_wipe(md, sizeof md);
 	return ok ? SIGV4_OK : SIGV4_ECRYPTO;
@@ -794,6 +839,13 @@ static int has_prefix(struct sigv4_str s, const char *prefix)
 	return s.len >= n && memcmp(s.ptr, prefix, n) == 0;
 }
 
+/* The start of the origin; the host follows once it is known. */
+static void set_scheme(struct sigv4_signer *s, const char *scheme)
+{
+	s->origin_len = strlen(scheme);
+	memcpy(s->origin, scheme, s->origin_len);
+}
+
 static int parse_endpoint(struct sigv4_signer *s, struct sigv4_str e)
 {
 	const char *default_port;
@@ -802,15 +854,15 @@ static int parse_endpoint(struct sigv4_signer *s, struct sigv4_str e)
 		put_str(&o, LIT("s3."));
 		put(&o, s->region, s->region_len);
 		put_str(&o, LIT(".amazonaws.com"));
-		memcpy(s->scheme, "https", 6);
+		set_scheme(s, "https://");
 		return finish(&o, &s->host_len) == SIGV4_OK;
 	}
 	if (has_prefix(e, "https://")) {
-		memcpy(s->scheme, "https", 6);
+		set_scheme(s, "https://");
 		default_port = "443";
 		e.ptr += 8, e.len -= 8;
 	} else if (has_prefix(e, "http://")) {
-		memcpy(s->scheme, "http", 5);
+		set_scheme(s, "http://");
 		default_port = "80";
 		e.ptr += 7, e.len -= 7;
 	} else {
@@ -880,6 +932,8 @@ int sigv4_signer_init(struct sigv4_signer *s, const struct sigv4_config *c, cons
 		s->host[c->bucket.len] = '.';
 		s->host_len += c->bucket.len + 1;
 	}
+	memcpy(s->origin + s->origin_len, s->host, s->host_len);
+	s->origin_len += s->host_len;
 
 	/* encoded once here, copied into every URL; the buffers fit the limits checked above */
 	struct out head = { s->path_head, sizeof s->path_head, 0 };
@@ -906,17 +960,10 @@ void sigv4_signer_wipe(struct sigv4_signer *s)
 	sigv4_wipe(s, sizeof *s);
 }
 
-static void put_origin(struct out *o, const struct sigv4_signer *s)
-{
-	put_str(o, str(s->scheme, strlen(s->scheme)));
-	put_str(o, LIT("://"));
-	put(o, s->host, s->host_len);
-}
-
 int sigv4_bucket_url(char *out, size_t cap, size_t *len, const struct sigv4_signer *s)
 {
 	struct out o = { out, cap, 0 };
-	put_origin(&o, s);
+	put(&o, s->origin, s->origin_len);
 	if (s->path_style)
 		put(&o, s->path_head, s->path_head_len - 1);   /* "/bucket" without the final '/' */
 	return finish(&o, len);
@@ -974,9 +1021,15 @@ static int refresh_second(struct sigv4_signer *s, int64_t now)
 		return status;
 
 	put_sts_head(&head, amz_date, str(s->scope, s->scope_len));
-	memcpy(&s->sts_inner, &s->hmac_inner, sizeof s->sts_inner);
-	if (finish(&head, NULL) != SIGV4_OK || !SHA256_Update(&s->sts_inner, sts_head, head.len))
+	if (finish(&head, NULL) != SIGV4_OK)
 		return SIGV4_ECRYPTO;
+	size_t whole = head.len / SHA256_BLOCK * SHA256_BLOCK;
+	memcpy(&s->sts_inner, &s->hmac_inner, sizeof s->sts_inner);
+	if (!SHA256_Update(&s->sts_inner, sts_head, whole))
+		return SIGV4_ECRYPTO;
+	s->sts_absorbed = SHA256_BLOCK + whole;
+	s->sts_tail_len = head.len - whole;
+	memcpy(s->sts_tail, sts_head + whole, s->sts_tail_len);
 	memcpy(s->amz_date, amz_date, sizeof amz_date);
 	s->second = now;
 	return SIGV4_OK;
@@ -1019,7 +1072,7 @@ size_t sigv4_decimal(char out[SIGV4_DECIMAL_LEN], uint64_t v)
 int sigv4_presign(char *url, size_t cap, size_t *len, struct sigv4_signer *s,
                   const struct sigv4_request *r, char *creq, size_t creq_cap, size_t *creq_len)
 {
-	char expires[SIGV4_DECIMAL_LEN], hash_hex[SIGV4_HEX_LEN], signature[SIGV4_HEX_LEN];
+	char expires[SIGV4_DECIMAL_LEN], signature[SIGV4_HEX_LEN];
 	char signed_headers[(SIGV4_MAX_PAIRS + 1) * 64], signed_param[3 * sizeof signed_headers];
 	const struct sigv4_pair host = { LIT("host"), str(s->host, s->host_len) };
 	const struct sigv4_pair *headers[SIGV4_MAX_PAIRS + 1], *query[SIGV4_MAX_PAIRS];
@@ -1077,23 +1130,24 @@ int sigv4_presign(char *url, size_t cap, size_t *len, struct sigv4_signer *s,
 	if ((status = finish(&cr, creq_len)) != SIGV4_OK)
 		return status;
 
-	/* the string to sign is the cached head plus the canonical request's hash */
-	SHA256_CTX ctx;
+	/*
+	** The string to sign is the cached head plus the canonical request's
+	** hash: its last blocks are the head's tail and the hash in hex. The
+	** copy of sts_inner ends up holding the inner digest, no key material.
+	*/
+	SHA256_CTX ctx = s->sts_inner;
+	unsigned char sts_last[3 * SHA256_BLOCK];   /* tail < 64, hash 64, padding <= 72 */
 	if ((status = sha256(md, str(creq, cr.len))) != SIGV4_OK)
 		return status;
-	memcpy(&ctx, &s->sts_inner, sizeof ctx);
-	hex(hash_hex, md, sizeof md);
-	if (!SHA256_Update(&ctx, hash_hex, sizeof hash_hex)) {
-		sigv4_wipe(&ctx, sizeof ctx);
-		return SIGV4_ECRYPTO;
-	}
-	if ((status = hmac_end(mac, &ctx, &s->hmac_outer)) != SIGV4_OK)
-		return status;
+	memcpy(sts_last, s->sts_tail, s->sts_tail_len);
+	hex((char *)sts_last + s->sts_tail_len, md, sizeof md);
+	sha256_last(md, &ctx, s->sts_absorbed, sts_last, s->sts_tail_len + SIGV4_HEX_LEN);
+	hmac_outer(mac, &s->hmac_outer, md);
 	hex(signature, mac, sizeof mac);
 
 	/* the URL reuses the encoded path and query of the canonical request */
 	struct out o = { url, cap, 0 };
-	put_origin(&o, s);
+	put(&o, s->origin, s->origin_len);
 	put(&o, creq + m.path, m.query - 1 - m.path);
 	put_char(&o, '?');
 	put(&o, creq + m.query, m.headers - 1 - m.query);
@@ -1104,7 +1158,7 @@ int sigv4_presign(char *url, size_t cap, size_t *len, struct sigv4_signer *s,
 
 struct sigv4_str sigv4_url_key(const struct sigv4_signer *s, const char *url, size_t len)
 {
-	size_t at = strlen(s->scheme) + 3 + s->host_len + s->path_head_len;
+	size_t at = s->origin_len + s->path_head_len;
 	const char *end = at < len ? memchr(url + at, '?', len - at) : NULL;
 	return end ? str(url + at, (size_t)(end - url) - at) : LIT("");
 }

@@ -134,15 +134,15 @@ struct sigv4_signer {
 	char secret_key[SIGV4_MAX_SECRET_KEY];
 	char region[SIGV4_MAX_REGION];
 	char service[SIGV4_MAX_SERVICE];
-	char scheme[6];                     /* "https" or "http" */
 	char host[SIGV4_MAX_HOST + 1 + SIGV4_MAX_BUCKET];   /* bucket. prefix when virtual-hosted */
+	char origin[8 + SIGV4_MAX_HOST + 1 + SIGV4_MAX_BUCKET];  /* "scheme://" host: every URL's start */
 	char bucket[SIGV4_MAX_BUCKET];
 	char path_head[2 + 3 * SIGV4_MAX_BUCKET];           /* "/" or "/" encoded bucket "/" */
 	/* encoded: ["&X-Amz-Security-Token=" token] "&X-Amz-SignedHeaders=" */
 	char after_expires[sizeof "&X-Amz-Security-Token=" - 1 + 3 * SIGV4_MAX_SESSION_TOKEN +
 	                   sizeof "&X-Amz-SignedHeaders=" - 1];
 	size_t access_key_id_len, secret_key_len, region_len, service_len, host_len, bucket_len;
-	size_t path_head_len, after_expires_len;
+	size_t origin_len, path_head_len, after_expires_len;
 	int path_style;
 
 	/* per UTC day */
@@ -155,7 +155,10 @@ struct sigv4_signer {
 	/* per second */
 	int64_t second;                     /* the Unix time the fields below are for */
 	char amz_date[SIGV4_AMZ_DATE_LEN];  /* all zero: nothing cached */
-	SHA256_CTX sts_inner;               /* hmac_inner after the string to sign's head */
+	/* the string to sign's head: its whole blocks absorbed into a copy of hmac_inner, the rest kept */
+	SHA256_CTX sts_inner;
+	unsigned char sts_tail[SHA256_CBLOCK];
+	size_t sts_tail_len, sts_absorbed;  /* sts_absorbed: bytes in sts_inner, key block included */
 	/* encoded: "X-Amz-Algorithm=...&X-Amz-Credential=...&X-Amz-Date=...&X-Amz-Expires=" */
 	char query_head[sizeof "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=" - 1 +
 	                3 * (SIGV4_MAX_ACCESS_KEY_ID + 1 + SIGV4_MAX_SCOPE) +
