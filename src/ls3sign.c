@@ -46,14 +46,17 @@ static void after_fork_in_child(void)
 struct signer {
 	struct sigv4_signer core;
 	int closed;
-	char prefix[MAX_PREFIX];
-	size_t prefix_len;
-	char get_base[MAX_GET_URL];         /* public GET URLs: get_base "/" encoded key */
-	size_t get_base_len;
 	uint32_t put_expires, get_expires;  /* get_expires 0: public GET URLs */
 	unsigned long pool_generation;
 	size_t pool_used;
 	unsigned char pool[UUID_POOL];
+	/*
+	** Object keys are built here after the "prefix/" written at creation,
+	** and public GET URLs in get_url after the base and '/' put there at
+	** creation (get_base_len + 1 bytes, which presigned GET URLs overwrite).
+	*/
+	size_t key_head_len, get_base_len;
+	char key[MAX_PREFIX + UUID_LEN + 2 + SIGV4_MAX_KEY];
 	char url[BUF_LEN], get_url[BUF_LEN], creq[BUF_LEN];
 };
 
@@ -84,7 +87,7 @@ static void wipe_signer(struct signer *s)
 }
 
 /* A v4 UUID (RFC 9562: 122 random bits), formatted by libuuid: 36 lowercase characters and a NUL. */
-static int new_uuid(struct signer *s, char out[UUID_LEN + 1])
+static int new_uuid(struct signer *s, char *out)
 {
 	if (s->pool_generation != fork_generation || s->pool_used + 16 > sizeof s->pool) {
 		if (RAND_bytes(s->pool, sizeof s->pool) != 1) {
@@ -197,19 +200,23 @@ static int l_new(lua_State *L)
 	luaL_setmetatable(L, SIGNER_MT);
 	if (sigv4_signer_init(&s->core, &c, &why) != SIGV4_OK)
 		return luaL_pushfail(L), lua_pushstring(L, why), 2;
-	memcpy(s->prefix, prefix.ptr, prefix.len);
-	s->prefix_len = prefix.len;
+	if (prefix.len) {
+		memcpy(s->key, prefix.ptr, prefix.len);
+		s->key[prefix.len] = '/';
+		s->key_head_len = prefix.len + 1;
+	}
 	s->put_expires = (uint32_t)put_expires;
 	s->get_expires = (uint32_t)get_expires;
 	s->pool_used = sizeof s->pool;   /* empty: filled on first use */
 	if (get_url.len) {
-		memcpy(s->get_base, get_url.ptr, get_url.len);
+		memcpy(s->get_url, get_url.ptr, get_url.len);
 		s->get_base_len = get_url.len;
-		while (s->get_base_len && s->get_base[s->get_base_len - 1] == '/')
+		while (s->get_base_len && s->get_url[s->get_base_len - 1] == '/')
 			s->get_base_len--;
-	} else if (sigv4_bucket_url(s->get_base, sizeof s->get_base, &s->get_base_len, &s->core) != SIGV4_OK) {
+	} else if (sigv4_bucket_url(s->get_url, MAX_GET_URL, &s->get_base_len, &s->core) != SIGV4_OK) {
 		return fail(L, "endpoint", "too long");
 	}
+	s->get_url[s->get_base_len] = '/';
 	s->closed = 0;
 	return 1;
 }
@@ -260,8 +267,8 @@ static int presign(lua_State *L, int with_headers)
 	lua_Integer size = luaL_checkinteger(L, 3);
 	const char *type = luaL_optlstring(L, 4, "", &type_len);
 	struct slot_options o;
-	char uuid[UUID_LEN + 1], length[SIGV4_DECIMAL_LEN], key[MAX_PREFIX + UUID_LEN + 2 + SIGV4_MAX_KEY];
-	size_t key_len = 0, url_len, get_len;
+	char length[SIGV4_DECIMAL_LEN], *key = s->key;
+	size_t key_len = s->key_head_len, url_len, get_len, get_wipe_from = 0;
 	int status;
 
 	read_options(L, 5, &o);
@@ -269,21 +276,16 @@ static int presign(lua_State *L, int with_headers)
 		return fail(L, "size", "must be 0..5368709120 bytes");
 	if (name_len == 0 || name_len > SIGV4_MAX_KEY)
 		return fail(L, "filename", "must be 1..1024 bytes");
-	if (o.id.len == 0) {
-		if (!new_uuid(s, uuid))
-			return fail(L, "id", "no random bytes available");
-		o.id = (struct sigv4_str){ uuid, UUID_LEN };
-	}
 	if (o.id.len > UUID_LEN)
 		return fail(L, "id", "too long");
-
-	if (s->prefix_len) {
-		memcpy(key, s->prefix, s->prefix_len);
-		key[s->prefix_len] = '/';
-		key_len = s->prefix_len + 1;
+	if (o.id.len == 0) {
+		if (!new_uuid(s, key + key_len))   /* in place; its NUL becomes the '/' below */
+			return fail(L, "id", "no random bytes available");
+		key_len += UUID_LEN;
+	} else {
+		memcpy(key + key_len, o.id.ptr, o.id.len);
+		key_len += o.id.len;
 	}
-	memcpy(key + key_len, o.id.ptr, o.id.len);
-	key_len += o.id.len;
 	key[key_len++] = '/';
 	memcpy(key + key_len, name, name_len);
 	key_len += name_len;
@@ -316,14 +318,13 @@ static int presign(lua_State *L, int with_headers)
 		if (status != SIGV4_OK)
 			return fail(L, "presign", status_message(status));
 	} else {
-		/* public: the base, then the key as the PUT URL already has it encoded */
+		/* public: after the base and '/', the key as the PUT URL already has it encoded */
 		struct sigv4_str encoded = sigv4_url_key(&s->core, s->url, url_len);
-		get_len = s->get_base_len + 1 + encoded.len;
+		get_wipe_from = s->get_base_len + 1;
+		get_len = get_wipe_from + encoded.len;
 		if (get_len > sizeof s->get_url)
 			return fail(L, "get_url", "too long");
-		memcpy(s->get_url, s->get_base, s->get_base_len);
-		s->get_url[s->get_base_len] = '/';
-		memcpy(s->get_url + s->get_base_len + 1, encoded.ptr, encoded.len);
+		memcpy(s->get_url + get_wipe_from, encoded.ptr, encoded.len);
 	}
 
 	lua_pushlstring(L, s->url, url_len);
@@ -340,9 +341,9 @@ static int presign(lua_State *L, int with_headers)
 		}
 	}
 	lua_pushlstring(L, key, key_len);
-	/* the URLs are credentials until they expire: leave no copy behind */
+	/* the URLs are credentials until they expire: leave no copy behind (the base is public) */
 	sigv4_wipe(s->url, url_len);
-	sigv4_wipe(s->get_url, get_len);
+	sigv4_wipe(s->get_url + get_wipe_from, get_len - get_wipe_from);
 	return with_headers ? 4 : 3;
 }
 

@@ -383,7 +383,8 @@ struct canon {
 	const struct sigv4_pair *const *headers;    /* checked, sorted */
 	size_t header_count;
 	struct sigv4_str signed_headers;            /* the names as put_signed_headers writes them,
-	                                               if at hand; { NULL, 0 }: written here */
+	                                               if at hand (the header lines copy their
+	                                               names from it); { NULL, 0 }: written here */
 	struct sigv4_str payload_hash;
 };
 
@@ -431,8 +432,13 @@ static void put_canonical_request(struct out *o, const struct canon *c, struct c
 	put_query(o, c);
 	put_char(o, '\n');
 	m->headers = o->len;
-	for (size_t i = 0; i < c->header_count; i++) {
-		put_lowercase(o, c->headers[i]->name);
+	for (size_t i = 0, at = 0; i < c->header_count; i++) {
+		size_t n = c->headers[i]->name.len;
+		if (c->signed_headers.ptr)   /* the name lowercased already: n bytes at 'at' */
+			put(o, c->signed_headers.ptr + at, n);
+		else
+			put_lowercase(o, c->headers[i]->name);
+		at += n + 1;
 		put_char(o, ':');
 		put_trimmed(o, c->headers[i]->value);
 		put_char(o, '\n');
