@@ -92,13 +92,18 @@ test-crosscheck: $(B)/s3sign.so
 
 INTEGRATION_TESTS = tests/integration/test_upload.py tests/integration/test_policy.py tests/integration/test_s2s.py \
                     tests/integration/test_prosodyctl.py tests/integration/test_install.py \
-                    tests/integration/test_xmppjs.py
+                    tests/integration/test_xmppjs.py tests/integration/test_browser.py
 XMPPJS = tests/xmppjs
-NODE_DEPS = $(XMPPJS)/node_modules/.package-lock.json
+BROWSER = tests/browser
+NODE_DEPS = $(XMPPJS)/node_modules/.package-lock.json $(BROWSER)/node_modules/.package-lock.json
 
 # npm rewrites node_modules/.package-lock.json on every install: a stamp newer than the lock file
 $(XMPPJS)/node_modules/.package-lock.json: $(XMPPJS)/package-lock.json
 	npm ci --prefix $(XMPPJS) --no-audit --no-fund
+
+# Converse.js and playwright-core as locked; no browser download (Debian's chromium)
+$(BROWSER)/node_modules/.package-lock.json: $(BROWSER)/package.json $(BROWSER)/package-lock.json
+	cd $(BROWSER) && npm ci --ignore-scripts --no-audit --no-fund
 
 # on Debian's Prosody 0.12, then on 13.0 from bookworm-backports, unpacked under build/
 test-integration: $(B)/s3sign.so $(NODE_DEPS)

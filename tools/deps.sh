@@ -5,14 +5,19 @@ set -eu
 
 PACKAGES="gcc make pkg-config lua5.4 liblua5.4-dev libssl-dev uuid-dev
 lua-busted valgrind clang libclang-rt-14-dev python3 python3-botocore python3-slixmpp prosody luarocks git
+chromium
 ceph-mon ceph-osd radosgw ceph-common"
 
 missing=""
 for p in $PACKAGES; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
-# the JavaScript clients' tests want Node.js 20 or later with npm; Debian 12's own is 18
-command -v node >/dev/null 2>&1 || missing="$missing nodejs npm"
+# the JavaScript clients' tests (xmpp.js, playwright-core) need Node.js 20 or later with npm;
+# Debian 12's own nodejs is 18, so it is no substitute
+if ! node -e 'process.exit(+process.versions.node.split(".")[0] < 20)' 2>/dev/null || ! command -v npm >/dev/null; then
+	echo "deps: the JavaScript tests need Node.js >= 20 with npm on PATH" >&2
+	exit 1
+fi
 
 if [ -z "$missing" ]; then
 	echo "deps: all packages present"
