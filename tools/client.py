@@ -58,6 +58,7 @@ class Client:
 
     def __init__(self, jid, password, port, component=False):
         _clients.append(self)
+        self.closed = False
         if component:
             self.xmpp = slixmpp.ComponentXMPP(jid, password, "127.0.0.1", port)
         else:
@@ -81,6 +82,9 @@ class Client:
         return run(coroutine)
 
     def close(self):
+        if self.closed:
+            return
+        self.closed = True
         self.xmpp.disconnect()
         self.run(asyncio.wait_for(self.xmpp.disconnected, TIMEOUT))
 

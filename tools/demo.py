@@ -32,18 +32,18 @@ def main():
         name, body = "demo upload é 😀.bin", os.urandom(1024 * 1024)
     content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
 
-    workdir = stack.workdir()
-    rgw = prosody = None
-    try:
+    with stack.Session() as session:
+        session.on_exit(client.shutdown)
         print("starting Ceph RGW (S3) on 127.0.0.1 ...", flush=True)
-        rgw = stack.RGW(workdir)
+        rgw = session.rgw()
         rgw.s3.allow_public_get("http_uploads")
         print("  S3 endpoint %s, bucket %s" % (rgw.endpoint, rgw.bucket))
-        prosody = stack.Prosody(workdir, {DOMAIN: rgw.module_options()})
+        prosody = session.prosody({DOMAIN: rgw.module_options()})
         prosody.register(USER, DOMAIN, PASSWORD)
         print("  Prosody c2s on 127.0.0.1:%d, user %s@%s" % (prosody.port, USER, DOMAIN))
 
         c = client.Client("%s@%s" % (USER, DOMAIN), PASSWORD, prosody.port)
+        session.on_exit(c.close)
         service = c.find_upload_service(DOMAIN)
         print("upload service found by disco: %s" % service)
         put, get, headers = c.request_slot(service, name, len(body), content_type)
@@ -68,13 +68,6 @@ def main():
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
         print("demo ok")
-    finally:
-        if prosody:
-            prosody.stop()
-        if rgw:
-            rgw.stop()
-        stack.cleanup(workdir)
-        client.shutdown()
 
 
 if __name__ == "__main__":

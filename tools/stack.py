@@ -211,3 +211,43 @@ def workdir():
 
 def cleanup(path):
     shutil.rmtree(path, ignore_errors=True)
+
+
+class Session:
+    """A work folder and what a test or the demo starts in it, stopped in
+    reverse order however the run ends:
+
+        with stack.Session() as session:
+            rgw = session.rgw()
+            prosody = session.prosody({"example.test": rgw.module_options()})
+    """
+
+    def __init__(self):
+        self.workdir = workdir()
+        self._on_exit = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for stop in reversed(self._on_exit):
+            stop()
+        cleanup(self.workdir)
+
+    def on_exit(self, stop):
+        """Call stop() when the session ends, before what was started earlier."""
+        self._on_exit.append(stop)
+
+    def rgw(self, **options):
+        rgw = RGW(self.workdir, **options)
+        self.on_exit(rgw.stop)
+        return rgw
+
+    def prosody(self, *args, **options):
+        # registered before starting, so that one that fails to come up is stopped too
+        start = options.pop("start", True)
+        server = Prosody(self.workdir, *args, start=False, **options)
+        self.on_exit(server.stop)
+        if start:
+            server.start()
+        return server

@@ -289,26 +289,24 @@ def main():
     if not check("browser test has node", shutil.which(NODE), NODE):
         return summary()
     os.makedirs(ARTIFACTS, exist_ok=True)
-    workdir = stack.workdir()
-    rgw = p = bob = None
-    version = "not started"
-    try:
+    with stack.Session() as session:
+        session.on_exit(client.shutdown)
         body = png(320, 200, "mod_http_upload_s3 browser test %s" % os.urandom(8).hex())
-        image = os.path.join(workdir, "upload-e2e.png")
+        image = os.path.join(session.workdir, "upload-e2e.png")
         with open(image, "wb") as f:
             f.write(body)
-        rgw = stack.RGW(workdir)
+        rgw = session.rgw()
         rgw.s3.allow_public_get(PREFIX)
         http_port = stack.free_port()
-        p = stack.Prosody(workdir, {HOST: {"modules_enabled": []}}, {COMPONENT: rgw.module_options()},
-                          extra_modules=MODULES, global_options={
-                              "http_ports": [http_port], "http_interfaces": ["127.0.0.1"], "https_ports": [],
-                              "http_default_host": HOST, "http_files_dir": BROWSER_DIR,
-                          })
-        version = p.version()
+        p = session.prosody({HOST: {"modules_enabled": []}}, {COMPONENT: rgw.module_options()},
+                            extra_modules=MODULES, global_options={
+                                "http_ports": [http_port], "http_interfaces": ["127.0.0.1"], "https_ports": [],
+                                "http_default_host": HOST, "http_files_dir": BROWSER_DIR,
+                            })
         p.register("alice", HOST, PASSWORD)
         p.register("bob", HOST, PASSWORD)
         bob = client.Client(BOB, PASSWORD, p.port)
+        session.on_exit(bob.close)
         inbox = Inbox(bob)
         page_origin = "http://127.0.0.1:%d" % http_port
         page_url = "%s/files/index.html?%s" % (page_origin, urllib.parse.urlencode(
@@ -320,19 +318,10 @@ def main():
         test_without_cors(rgw, p, inbox, page_url, page_origin, image)
         test_rule_needs_content_type(rgw, page_origin)
         test_with_cors(rgw, p, inbox, page_url, page_origin, image, body)
-    finally:
-        if bob:
-            bob.close()
-        if p:
-            p.stop()
-        if rgw:
-            rgw.stop()
-        stack.cleanup(workdir)
-        client.shutdown()
-    print("browser: %.1fs on Prosody %s (the browser runs: %s); artifacts in %s" % (
-        time.monotonic() - started, version,
-        ", ".join("%s %.1f s" % kv for kv in browser_seconds.items()) or "none",
-        os.path.relpath(ARTIFACTS, stack.ROOT)))
+        print("browser: %.1fs on Prosody %s (the browser runs: %s); artifacts in %s" % (
+            time.monotonic() - started, p.version(),
+            ", ".join("%s %.1f s" % kv for kv in browser_seconds.items()) or "none",
+            os.path.relpath(ARTIFACTS, stack.ROOT)))
     return summary()
 
 

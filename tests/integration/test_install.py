@@ -37,35 +37,33 @@ def fresh_sources(workdir, name):
     return dest
 
 
-def serves_slots(workdir, label, plugin_dir, cpath):
+def serves_slots(session, label, plugin_dir, cpath):
     """Prosody with only plugin_dir and cpath to find the module, and one real slot request."""
     module = {
-        "http_upload_s3_access_id": "AKIDEXAMPLE", "http_upload_s3_secret_key_file": os.path.join(workdir, "secret"),
+        "http_upload_s3_access_id": "AKIDEXAMPLE", "http_upload_s3_secret_key_file": os.path.join(session.workdir, "secret"),
         "http_upload_s3_region": "eu-west-2", "http_upload_s3_bucket": "chat-uploads", "http_upload_s3_path": "up",
     }
     # plugin_dir is then the only place the module can come from
     check("%s: no copy in Prosody's own plugin folder" % label,
           not any(os.path.exists(os.path.join(d, "mod_http_upload_s3")) for d in ("/usr/lib/prosody/modules",)))
-    p = stack.Prosody(workdir, {"example.test": module}, plugin_paths=[plugin_dir], cpath=cpath)
-    c = None
-    try:
-        p.register("alice", "example.test", PASSWORD)
-        c = client.Client("alice@example.test", PASSWORD, p.port)
-        put, get, _ = c.request_slot("example.test", "packaged file.txt", 3, "text/plain")
-        check("%s: a slot" % label, put.startswith("https://chat-uploads.s3.eu-west-2.amazonaws.com/up/")
-              and get.endswith("/packaged%20file.txt"), put)
-        status, out = p.prosodyctl("mod_http_upload_s3", "presign", "a.txt", "1")
-        check("%s: prosodyctl finds the command" % label, status == 0 and "PUT: https://" in out, out)
-    finally:
-        if c:
-            c.close()
-        p.stop()
+    p = session.prosody({"example.test": module}, plugin_paths=[plugin_dir], cpath=cpath)
+    p.register("alice", "example.test", PASSWORD)
+    c = client.Client("alice@example.test", PASSWORD, p.port)
+    session.on_exit(c.close)
+    put, get, _ = c.request_slot("example.test", "packaged file.txt", 3, "text/plain")
+    check("%s: a slot" % label, put.startswith("https://chat-uploads.s3.eu-west-2.amazonaws.com/up/")
+          and get.endswith("/packaged%20file.txt"), put)
+    status, out = p.prosodyctl("mod_http_upload_s3", "presign", "a.txt", "1")
+    check("%s: prosodyctl finds the command" % label, status == 0 and "PUT: https://" in out, out)
+    c.close()
+    p.stop()
 
 
 def main():
     started = time.monotonic()
-    workdir = stack.workdir()
-    try:
+    with stack.Session() as session:
+        session.on_exit(client.shutdown)
+        workdir = session.workdir
         with open(os.path.join(workdir, "secret"), "w") as f:
             f.write("not-a-real-secret\n")
 
@@ -78,7 +76,7 @@ def main():
         check("make install: s3sign.so in Lua's C module folder", os.path.isfile(so), so)
         check("make install: the module in Prosody's plugin folder",
               os.path.isfile(os.path.join(moddir, "mod_http_upload_s3", "mod_http_upload_s3.lua")))
-        serves_slots(workdir, "make install", moddir, os.path.join(os.path.dirname(so), "?.so"))
+        serves_slots(session, "make install", moddir, os.path.join(os.path.dirname(so), "?.so"))
         run(["make", "uninstall", "DESTDIR=" + stage, "PREFIX=/usr/local"], src)
         check("make uninstall removes both", not os.path.exists(so)
               and not os.path.exists(os.path.join(moddir, "mod_http_upload_s3")))
@@ -88,11 +86,8 @@ def main():
         rockspec = [f for f in os.listdir(src) if f.endswith(".rockspec")][0]
         run([LUAROCKS, "make", "--tree", tree, rockspec], src)
         check("luarocks: s3sign.so in the tree", os.path.isfile(os.path.join(tree, "lib/lua/5.4/s3sign.so")))
-        serves_slots(workdir, "luarocks", tree, os.path.join(tree, "lib/lua/5.4/?.so"))
-    finally:
-        stack.cleanup(workdir)
-        client.shutdown()
-    print("install: %.1fs" % (time.monotonic() - started))
+        serves_slots(session, "luarocks", tree, os.path.join(tree, "lib/lua/5.4/?.so"))
+        print("install: %.1fs" % (time.monotonic() - started))
     return summary()
 
 

@@ -24,7 +24,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 import client  # noqa: E402
 import stack  # noqa: E402
-from checks import check, summary  # noqa: E402
+from checks import check, refused, summary  # noqa: E402
 from client import NS, NS_LEGACY, SlotError, http_request  # noqa: E402
 from slixmpp.xmlstream.handler import Callback  # noqa: E402
 from slixmpp.xmlstream.matcher import MatchXPath  # noqa: E402
@@ -32,17 +32,6 @@ from slixmpp.xmlstream.matcher import MatchXPath  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 PASSWORD = "correct horse"
 COMPONENT_SECRET = "bot-secret"
-
-def refused(name, error_type, condition, fn):
-    """Run fn, expecting a slot error; returns it."""
-    try:
-        fn()
-    except SlotError as e:
-        check(name, (e.type, e.condition) == (error_type, condition), "got %s" % e)
-        return e
-    check(name, False, "got a slot")
-    return None
-
 
 def granted(name, fn):
     try:
@@ -59,10 +48,9 @@ def retry_stamp(error, ns=NS):
     return datetime.datetime.strptime(tag.get("stamp"), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
 
 
-def start_prosody(workdir, rgw):
+def start_prosody(session, rgw):
     options = rgw.module_options
-    return stack.Prosody(
-        workdir,
+    return session.prosody(
         hosts={
             "example.test": options(),
             "other.test": {"modules_enabled": []},
@@ -229,20 +217,17 @@ def main():
     parser.add_argument("--flood", type=int, default=20000, help="slot requests in the flood test")
     args = parser.parse_args()
     started = time.monotonic()
-    workdir = stack.workdir()
-    rgw = p = None
-    clients = []
-    version = "not started"
-    try:
-        rgw = stack.RGW(workdir)
-        p = start_prosody(workdir, rgw)
-        version = p.version()
+    with stack.Session() as session:
+        session.on_exit(client.shutdown)
+        rgw = session.rgw()
+        p = start_prosody(session, rgw)
         for user, host in (("alice", "example.test"), ("bob", "example.test"),
                            ("friend", "other.test"), ("stranger", "other.test")):
             p.register(user, host, PASSWORD)
         alice = client.Client("alice@example.test", PASSWORD, p.port)
         bob = client.Client("bob@example.test", PASSWORD, p.port)
-        clients += [alice, bob]
+        for c in (alice, bob):
+            session.on_exit(c.close)
         for name, test in (("access", lambda: test_access(p, alice)),
                            ("quota", lambda: test_quota(p, alice, bob)),
                            ("rate", lambda: test_rate(alice, bob)),
@@ -251,23 +236,13 @@ def main():
                            ("flood", lambda: test_flood(p, alice, bob, args.flood))):
             print("--", name)
             test()
-        for c in clients:
-            c.close()
-        clients = []
+        alice.close()
+        bob.close()
         print("-- restart")
         p.restart()
         test_quota_survives_restart(p)
         test_logs(p, rgw)
-    finally:
-        for c in clients:
-            c.close()
-        if p:
-            p.stop()
-        if rgw:
-            rgw.stop()
-        stack.cleanup(workdir)
-        client.shutdown()
-    print("policy: %.1fs on Prosody %s" % (time.monotonic() - started, version))
+        print("policy: %.1fs on Prosody %s" % (time.monotonic() - started, p.version()))
     return summary()
 
 

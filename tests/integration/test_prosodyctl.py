@@ -56,14 +56,13 @@ def host_lines(output, host):
 
 def main():
     started = time.monotonic()
-    workdir = stack.workdir()
-    rgw = stub = None
-    try:
-        rgw = stack.RGW(workdir)
+    with stack.Session() as session:
+        rgw = session.rgw()
         rgw.s3.allow_public_get("http_uploads")
         rgw.s3.create_bucket("private-uploads")
         stub = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StubS3)
         threading.Thread(target=stub.serve_forever, daemon=True).start()
+        session.on_exit(stub.shutdown)
         stub_url = "http://127.0.0.1:%d" % stub.server_port
         secret = rgw.env["RGW_SECRET_KEY"]
         options = rgw.module_options
@@ -80,7 +79,7 @@ def main():
             "sigstub.test": options(endpoint=stub_url, bucket="sig"),
             "badconfig.test": options(expires=0),
         }
-        p = stack.Prosody(workdir, scenarios, start=False)
+        p = session.prosody(scenarios, start=False)
         status, out = p.prosodyctl("mod_http_upload_s3", "check")
         print(out)
         check("check fails overall when a host fails", status == 1, status)
@@ -105,7 +104,7 @@ def main():
         check("check never prints the secret", secret not in out)
         check("check never prints a URL", "X-Amz-Signature" not in out)
 
-        good = stack.Prosody(workdir, {"good.test": options(sign_content_type=True)}, start=False)
+        good = session.prosody({"good.test": options(sign_content_type=True)}, start=False)
         status, out = good.prosodyctl("mod_http_upload_s3", "check")
         check("check exits 0 when uploads work", status == 0, out)
 
@@ -122,13 +121,7 @@ def main():
         check("presign without a size explains itself", status == 1 and "usage:" in out, out)
         status, out = good.prosodyctl("mod_http_upload_s3")
         check("no subcommand explains itself", status == 1 and "usage:" in out, out)
-    finally:
-        if stub:
-            stub.shutdown()
-        if rgw:
-            rgw.stop()
-        stack.cleanup(workdir)
-    print("prosodyctl: %.1fs" % (time.monotonic() - started))
+        print("prosodyctl: %.1fs" % (time.monotonic() - started))
     return summary()
 
 

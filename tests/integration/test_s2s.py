@@ -20,7 +20,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 import client  # noqa: E402
 import stack  # noqa: E402
-from checks import check, summary  # noqa: E402
+from checks import check, refused, summary  # noqa: E402
 from client import SlotError  # noqa: E402
 
 PASSWORD = "over the wire"
@@ -61,8 +61,8 @@ def free_s2s_address():
     raise RuntimeError("no loopback address with port 5269 free")
 
 
-def server(workdir, hosts_file, dns_port, address, hosts):
-    return stack.Prosody(workdir, hosts, extra_modules=["dialback"], global_options={
+def server(session, hosts_file, dns_port, address, hosts):
+    return session.prosody(hosts, extra_modules=["dialback"], global_options={
         "modules_disabled": ["tls"],
         "s2s_ports": [5269],
         "s2s_interfaces": [address],
@@ -74,16 +74,15 @@ def server(workdir, hosts_file, dns_port, address, hosts):
 
 def main():
     started = time.monotonic()
-    workdir = stack.workdir()
-    dns = NxdomainServer()
-    servers, clients = [], []
-    version = "not started"
-    try:
+    with stack.Session() as session:
+        session.on_exit(client.shutdown)
+        dns = NxdomainServer()
+        session.on_exit(dns.close)
         home, away = free_s2s_address(), free_s2s_address()
-        hosts_file = os.path.join(workdir, "hosts")
+        hosts_file = os.path.join(session.workdir, "hosts")
         with open(hosts_file, "w") as f:
             f.write("%s example.test\n%s remote.test\n" % (home, away))
-        secret_file = os.path.join(workdir, "secret")
+        secret_file = os.path.join(session.workdir, "secret")
         with open(secret_file, "w") as f:
             f.write("not-a-real-secret\n")
         module = {
@@ -92,36 +91,24 @@ def main():
             "http_upload_s3_endpoint": "http://127.0.0.1:9", "http_upload_s3_path_style": True,
             "http_upload_s3_access": ["dave@remote.test"],
         }
-        servers.append(server(workdir, hosts_file, dns.port, home, {"example.test": module}))
-        servers.append(server(workdir, hosts_file, dns.port, away, {"remote.test": {"modules_enabled": []}}))
-        version = servers[0].version()
-        servers[1].register("carol", "remote.test", PASSWORD)
-        servers[1].register("dave", "remote.test", PASSWORD)
-        carol = client.Client("carol@remote.test", PASSWORD, servers[1].port)
-        dave = client.Client("dave@remote.test", PASSWORD, servers[1].port)
-        clients += [carol, dave]
+        ours = server(session, hosts_file, dns.port, home, {"example.test": module})
+        theirs = server(session, hosts_file, dns.port, away, {"remote.test": {"modules_enabled": []}})
+        theirs.register("carol", "remote.test", PASSWORD)
+        theirs.register("dave", "remote.test", PASSWORD)
+        carol = client.Client("carol@remote.test", PASSWORD, theirs.port)
+        session.on_exit(carol.close)
+        dave = client.Client("dave@remote.test", PASSWORD, theirs.port)
+        session.on_exit(dave.close)
 
-        try:
-            carol.request_slot("example.test", "a.txt", 1)
-            check("a remote user is forbidden", False, "got a slot")
-        except SlotError as e:
-            check("a remote user is forbidden", (e.type, e.condition) == ("auth", "forbidden"), e)
+        refused("a remote user is forbidden", "auth", "forbidden", lambda: carol.request_slot("example.test", "a.txt", 1))
         try:
             put, _, _ = dave.request_slot("example.test", "a.txt", 1)
             check("a remote user on the access list gets a slot", put.startswith("http://127.0.0.1:9/uploads/"), put)
         except SlotError as e:
             check("a remote user on the access list gets a slot", False, e)
-        log = servers[0].log_text()
+        log = ours.log_text()
         check("the requests came over s2s", "s2sin" in log and "dave@remote.test" in log)
-    finally:
-        for c in clients:
-            c.close()
-        for s in servers:
-            s.stop()
-        dns.close()
-        stack.cleanup(workdir)
-        client.shutdown()
-    print("s2s: %.1fs on Prosody %s" % (time.monotonic() - started, version))
+        print("s2s: %.1fs on Prosody %s" % (time.monotonic() - started, ours.version()))
     return summary()
 
 

@@ -18,8 +18,8 @@ import urllib.parse
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 import client  # noqa: E402
 import stack  # noqa: E402
-from checks import check, summary  # noqa: E402
-from client import NS, NS_LEGACY, SlotError, http_request  # noqa: E402
+from checks import check, refused, summary  # noqa: E402
+from client import NS, NS_LEGACY, http_request  # noqa: E402
 
 HOST, COMPONENT, SHORT = "example.test", "upload.example.test", "short.example.test"
 PREFIX = "http_uploads"
@@ -39,16 +39,6 @@ NAMES = [
     ".hidden",
     "x" * 200 + ".bin",
 ]
-
-def expect_slot_error(name, error_type, condition, fn):
-    try:
-        fn()
-    except SlotError as e:
-        check(name, (e.type, e.condition) == (error_type, condition), "got %s" % e)
-        return e
-    check(name, False, "no error")
-    return None
-
 
 def object_key(url):
     """The S3 object key of a path-style URL on the test gateway."""
@@ -132,27 +122,27 @@ def test_s3_refuses(c, s3):
 
 def test_error_replies(c):
     for ns in (NS, NS_LEGACY):
-        e = expect_slot_error("too large (%s)" % ns, "modify", "not-acceptable",
+        e = refused("too large (%s)" % ns, "modify", "not-acceptable",
                               lambda: c.request_slot(HOST, "big.bin", 8 * MIB + 1, ns=ns))
         if e:
             extra = e.extra[0] if e.extra else None
             check("file-too-large in %s" % ns, extra is not None and extra.tag == "{%s}file-too-large" % ns
                   and extra.findtext("{%s}max-file-size" % ns) == str(8 * MIB))
-        expect_slot_error("huge size (%s)" % ns, "modify", "not-acceptable",
+        refused("huge size (%s)" % ns, "modify", "not-acceptable",
                           lambda: c.request_slot(HOST, "big.bin", "9223372036854775808", ns=ns))
     for size in ("abc", "-1", "+5", "0x10", "1e3", "1.0", " 12", ""):
-        expect_slot_error("size %r" % size, "modify", "bad-request", lambda: c.request_slot(HOST, "a.bin", size))
+        refused("size %r" % size, "modify", "bad-request", lambda: c.request_slot(HOST, "a.bin", size))
     for name in ("", ".", "..", " . ", "a/b", "a\\b", "del\x7f", "c1\u0085", "bidi\u202egnp.exe", "lrm\u200e",
                  "x" * 256, "é" * 128):
-        expect_slot_error("filename %r" % name, "modify", "bad-request", lambda: c.request_slot(HOST, name, 1))
+        refused("filename %r" % name, "modify", "bad-request", lambda: c.request_slot(HOST, name, 1))
     # XML turns a literal TAB or newline in an attribute into a space; element text keeps it
     for name in ("tab\there", "new\nline", "cr\rhere"):
-        expect_slot_error("filename %r" % name, "modify", "bad-request",
+        refused("filename %r" % name, "modify", "bad-request",
                           lambda: c.request_slot(HOST, name, 1, ns=NS_LEGACY))
     for ctype in ("text", "text/plain\r\nX: y", "a b/c", "text/plain; charset"):
-        expect_slot_error("content type %r" % ctype, "modify", "bad-request",
+        refused("content type %r" % ctype, "modify", "bad-request",
                           lambda: c.request_slot(HOST, "a.txt", 1, ctype))
-    expect_slot_error("iq type=set is not a slot request", "cancel", "service-unavailable",
+    refused("iq type=set is not a slot request", "cancel", "service-unavailable",
                       lambda: c.request_slot(HOST, "a.txt", 1, iq_type="set"))
     put, _, _ = c.request_slot(HOST, "leading-zeros.txt", "0005")
     check("leading zeros sign the plain number", "X-Amz-SignedHeaders=content-length%3Bhost" in put)
@@ -182,7 +172,7 @@ def test_metrics(c, port):
     before = scrape(port)
     for size in (10, 20):
         c.request_slot(HOST, "metered.txt", size)
-    expect_slot_error("metered refusal", "modify", "not-acceptable", lambda: c.request_slot(HOST, "m.bin", 8 * MIB + 1))
+    refused("metered refusal", "modify", "not-acceptable", lambda: c.request_slot(HOST, "m.bin", 8 * MIB + 1))
     after = scrape(port)
     delta = lambda name, **labels: metric(after, name, host=HOST, **labels) - metric(before, name, host=HOST, **labels)
     check("slots counted", delta("_slots_total") == 2, delta("_slots_total"))
@@ -191,24 +181,22 @@ def test_metrics(c, port):
     check("signing time sampled", delta("_signing_seconds_count") == 2, delta("_signing_seconds_count"))
 
 
-def test_config_refusals(workdir, rgw):
+def test_config_refusals(session, rgw):
     """A bad configuration stops the module with one line naming the option."""
     bad = {
         "missing.test": {k: v for k, v in rgw.module_options().items() if k != "http_upload_s3_bucket"},
         "expiry.test": rgw.module_options(expires=604801),
         "endpoint.test": rgw.module_options(endpoint="ftp://127.0.0.1"),
     }
-    p = stack.Prosody(workdir, bad)
-    try:
-        time.sleep(0.3)
-        log = p.log_text()
-        for host, option in (("missing.test", "http_upload_s3_bucket is required"),
-                             ("expiry.test", "http_upload_s3_expires must be between 1 and 604800"),
-                             ("endpoint.test", "http_upload_s3_endpoint")):
-            lines = [line for line in log.splitlines() if host in line and "Refusing to load" in line]
-            check("config refused on %s" % host, len(lines) == 1 and option in lines[0], lines)
-    finally:
-        p.stop()
+    p = session.prosody(bad)
+    time.sleep(0.3)
+    log = p.log_text()
+    p.stop()
+    for host, option in (("missing.test", "http_upload_s3_bucket is required"),
+                         ("expiry.test", "http_upload_s3_expires must be between 1 and 604800"),
+                         ("endpoint.test", "http_upload_s3_endpoint")):
+        lines = [line for line in log.splitlines() if host in line and "Refusing to load" in line]
+        check("config refused on %s" % host, len(lines) == 1 and option in lines[0], lines)
 
 
 def test_logs_hold_no_credentials(p, rgw):
@@ -220,43 +208,31 @@ def test_logs_hold_no_credentials(p, rgw):
 
 def main():
     started = time.monotonic()
-    workdir = stack.workdir()
-    rgw = p = c = None
-    version = "not started"
-    try:
-        rgw = stack.RGW(workdir)
+    with stack.Session() as session:
+        session.on_exit(client.shutdown)
+        rgw = session.rgw()
         rgw.s3.allow_public_get(PREFIX)
         limit = {"file_size_limit": 8 * MIB}
         http_port = stack.free_port()
-        p = stack.Prosody(workdir, {HOST: rgw.module_options(**limit)}, {
+        p = session.prosody({HOST: rgw.module_options(**limit)}, {
             COMPONENT: rgw.module_options(sign_content_type=True, presign_get=True, get_expires=3600, **limit),
             SHORT: rgw.module_options(expires=1, **limit),
         }, extra_modules=["http_openmetrics"], global_options={
             "statistics": "internal", "statistics_interval": "manual",
             "http_ports": [http_port], "http_interfaces": ["127.0.0.1"], "https_ports": [],
         })
-        version = p.version()
         p.register("alice", HOST, "wonderland")
         c = client.Client("alice@" + HOST, "wonderland", p.port)
+        session.on_exit(c.close)
         for test in (test_discovery, test_round_trips, test_s3_refuses, test_error_replies):
             print("--", test.__name__)
             test(*((c, rgw.s3) if test in (test_round_trips, test_s3_refuses) else (c,)))
         print("-- test_metrics")
         test_metrics(c, http_port)
         c.close()
-        c = None
         test_logs_hold_no_credentials(p, rgw)
-        test_config_refusals(workdir, rgw)
-    finally:
-        if c:
-            c.close()
-        if p:
-            p.stop()
-        if rgw:
-            rgw.stop()
-        stack.cleanup(workdir)
-        client.shutdown()
-    print("integration: %.1fs on Prosody %s" % (time.monotonic() - started, version))
+        test_config_refusals(session, rgw)
+        print("integration: %.1fs on Prosody %s" % (time.monotonic() - started, p.version()))
     return summary()
 
 

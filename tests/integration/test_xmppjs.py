@@ -127,29 +127,19 @@ def main():
         return summary()
     node_version = subprocess.run([NODE, "--version"], stdout=subprocess.PIPE, timeout=30).stdout.decode().strip()
     started = time.monotonic()
-    workdir = stack.workdir()
-    rgw = p = None
-    version = "not started"
     password = "xmpp.js secret"
-    try:
-        rgw = stack.RGW(workdir)
+    with stack.Session() as session:
+        rgw = session.rgw()
         rgw.s3.allow_public_get(PREFIX)
-        p = stack.Prosody(workdir, {HOST: rgw.module_options(file_size_limit=LIMIT)}, {
+        p = session.prosody({HOST: rgw.module_options(file_size_limit=LIMIT)}, {
             COMPONENT: rgw.module_options(sign_content_type=True, file_size_limit=LIMIT),
         })
-        version = p.version()
         p.register("alice", HOST, password)
         test_service(p, rgw, password, HOST, signed_type=False)
         test_service(p, rgw, password, COMPONENT, signed_type=True)
         log = p.log_text()
         check("Prosody logged the slots for alice", log.count("Upload slot for alice@example.test") >= 12)
-    finally:
-        if p:
-            p.stop()
-        if rgw:
-            rgw.stop()
-        stack.cleanup(workdir)
-    print("xmppjs: %.1fs on Prosody %s with Node.js %s" % (time.monotonic() - started, version, node_version))
+        print("xmppjs: %.1fs on Prosody %s with Node.js %s" % (time.monotonic() - started, p.version(), node_version))
     return summary()
 
 
