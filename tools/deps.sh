@@ -14,7 +14,7 @@ for p in $PACKAGES; do
 done
 # the JavaScript clients' tests (xmpp.js, playwright-core) need Node.js 20 or later with npm;
 # Debian 12's own nodejs is 18, so it is no substitute
-if ! node -e 'process.exit(+process.versions.node.split(".")[0] < 20)' 2>/dev/null || ! command -v npm >/dev/null; then
+if ! node -e 'process.exit(parseInt(process.versions.node, 10) >= 20 ? 0 : 1)' 2>/dev/null || ! command -v npm >/dev/null; then
 	echo "deps: the JavaScript tests need Node.js >= 20 with npm on PATH" >&2
 	exit 1
 fi
