@@ -92,7 +92,8 @@ test-crosscheck: $(B)/s3sign.so
 
 INTEGRATION_TESTS = tests/integration/test_upload.py tests/integration/test_policy.py tests/integration/test_s2s.py \
                     tests/integration/test_prosodyctl.py tests/integration/test_install.py \
-                    tests/integration/test_xmppjs.py tests/integration/test_browser.py
+                    tests/integration/test_xmppjs.py tests/integration/test_browser.py \
+                    tests/integration/test_logs.py
 XMPPJS = tests/xmppjs
 BROWSER = tests/browser
 NODE_DEPS = $(XMPPJS)/node_modules/.package-lock.json $(BROWSER)/node_modules/.package-lock.json

@@ -24,6 +24,8 @@ def _command(variable, default):
     return os.path.abspath(command) if os.sep in command else command
 
 
+LOGS = os.path.join(ROOT, "build", "logs")   # what the tests' servers logged, kept for test_logs.py
+
 PROSODY = _command("PROSODY", "prosody")
 PROSODYCTL = _command("PROSODYCTL", "prosodyctl")
 
@@ -225,6 +227,7 @@ class Session:
     def __init__(self):
         self.workdir = workdir()
         self._on_exit = []
+        self._servers, self._credentials = [], []
 
     def __enter__(self):
         return self
@@ -232,7 +235,21 @@ class Session:
     def __exit__(self, *exc):
         for stop in reversed(self._on_exit):
             stop()
+        self._keep_logs()
         cleanup(self.workdir)
+
+    def _keep_logs(self):
+        """Copy the servers' logs to build/logs, with the credentials they must not
+        contain, for tests/integration/test_logs.py to search."""
+        os.makedirs(LOGS, exist_ok=True)
+        run = "%s-%d-%d" % (os.path.splitext(os.path.basename(sys.argv[0]))[0], os.getpid(), time.time())
+        for n, server in enumerate(self._servers):
+            for name in ("prosody.log", "stdout.log"):
+                path = os.path.join(server.dir, name)
+                if os.path.exists(path):
+                    shutil.copy(path, os.path.join(LOGS, "%s-%d-%s" % (run, n, name)))
+        with open(os.path.join(LOGS, "credentials.txt"), "a") as f:
+            f.writelines(secret + "\n" for secret in self._credentials)
 
     def on_exit(self, stop):
         """Call stop() when the session ends, before what was started earlier."""
@@ -241,6 +258,7 @@ class Session:
     def rgw(self, **options):
         rgw = RGW(self.workdir, **options)
         self.on_exit(rgw.stop)
+        self._credentials.append(rgw.env["RGW_SECRET_KEY"])
         return rgw
 
     def prosody(self, *args, **options):
@@ -248,6 +266,7 @@ class Session:
         start = options.pop("start", True)
         server = Prosody(self.workdir, *args, start=False, **options)
         self.on_exit(server.stop)
+        self._servers.append(server)
         if start:
             server.start()
         return server
