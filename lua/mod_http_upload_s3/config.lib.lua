@@ -36,12 +36,12 @@ local function integer(get, name, default, min, max)
 	return math.tointeger(value);
 end
 
--- A per-user limit: a whole number, or false for none (math.huge).
-local function limit(get, name, default)
+-- A per-user limit: a whole number from min, or false for none (math.huge).
+local function limit(get, name, default, min)
 	if get(name) == false then
 		return math.huge;
 	end
-	return integer(get, name, default, 0, math.maxinteger);
+	return integer(get, name, default, min, math.maxinteger);
 end
 
 -- A list option given as a Lua table (or a single string), as a set.
@@ -213,8 +213,8 @@ local function read(get, env)
 	cfg.sign_content_type = typed(get, "sign_content_type", "boolean", false);
 
 	cfg.access = set(get, "access", {});
-	cfg.daily_quota = limit(get, "daily_quota", 10 * cfg.file_size_limit);
-	cfg.rate_limit = limit(get, "rate_limit", 60);
+	cfg.daily_quota = limit(get, "daily_quota", 10 * cfg.file_size_limit, 0);
+	cfg.rate_limit = limit(get, "rate_limit", 60, 1);
 	cfg.allowed_file_types = set(get, "allowed_file_types", {});
 	cfg.safe_file_types = set(get, "safe_file_types", { "image/*", "video/*", "audio/*", "text/plain" });
 	return cfg, warnings;

@@ -128,6 +128,9 @@ local buckets = cache.new(10000); -- LRU: a flood of JIDs cannot grow it without
 
 -- -> true | false, time when the next request would be allowed
 local function take_token(uploader, now)
+	if cfg.rate_limit == math.huge then
+		return true;
+	end
 	local rate = cfg.rate_limit / 60; -- tokens per second
 	local b = buckets:get(uploader);
 	if not b then

@@ -72,6 +72,7 @@ describe("config.read", function ()
 			{ { path = "a/./b" }, "http_upload_s3_path" },
 			{ { presign_get = "yes" }, "http_upload_s3_presign_get must be a boolean" },
 			{ { daily_quota = -1 }, "http_upload_s3_daily_quota" },
+			{ { rate_limit = 0 }, "http_upload_s3_rate_limit must be between 1 and" },
 			{ { access = 42 }, "http_upload_s3_access must be a list of strings" },
 			{ { get_url = "cdn.example.org" }, "http_upload_s3_get_url" },
 			{ { get_url = "https://cdn.example.org", presign_get = true }, "http_upload_s3_get_url cannot be combined" },
