@@ -3,7 +3,7 @@
 --
 --   local cfg, warnings = config.read(get, env)
 --     get(name) -> the raw value of http_upload_s3_<name>, or nil
---     env.getenv(name), env.read_file(path) -> string | nil, err
+--     env.getenv(name), env.read_file(path) -> string | nil, err, env.parse_duration("5 minutes") -> 300
 --   On a bad option, config.read raises { option = "http_upload_s3_<name>", problem = ... };
 --   config.load(get) reads the process's environment and returns nil, "<option> <problem>" instead.
 
@@ -34,6 +34,22 @@ local function integer(get, name, default, min, max)
 		refuse(name, "must be between %d and %d", min, max);
 	end
 	return math.tointeger(value);
+end
+
+-- A lifetime: seconds, or where Prosody can parse them (13 and later) a
+-- period such as "5 minutes", as its own options take.
+local function period(get, env, name, default, min, max)
+	local value = get(name);
+	if type(value) == "string" then
+		if not env.parse_duration then
+			refuse(name, "must be a number of seconds (periods such as \"5 minutes\" need Prosody 13)");
+		end
+		value = env.parse_duration(value);
+		if not value then
+			refuse(name, "must be seconds or a period such as \"5 minutes\"");
+		end
+	end
+	return integer(function () return value; end, name, default, min, max);
 end
 
 -- A per-user limit: a whole number from min, or false for none (math.huge).
@@ -197,9 +213,9 @@ local function read(get, env)
 	end
 
 	cfg.file_size_limit = integer(get, "file_size_limit", 100 * MIB, 1, MAX_SINGLE_PUT);
-	cfg.put_expires = integer(get, "expires", 300, 1, MAX_EXPIRES);
+	cfg.put_expires = period(get, env, "expires", 300, 1, MAX_EXPIRES);
 	cfg.presign_get = typed(get, "presign_get", "boolean", false);
-	cfg.get_expires = integer(get, "get_expires", MAX_EXPIRES, 1, MAX_EXPIRES);
+	cfg.get_expires = period(get, env, "get_expires", MAX_EXPIRES, 1, MAX_EXPIRES);
 	cfg.get_url = typed(get, "get_url", "string");
 	if cfg.get_url and not parse_endpoint(cfg.get_url:gsub("^(https?://[^/]*).*$", "%1")) then
 		refuse("get_url", "must be an http(s) URL");
@@ -228,7 +244,11 @@ local function read_file(path)
 	f:close();
 	return content;
 end
-local process_env = { getenv = os.getenv, read_file = read_file };
+local process_env = {
+	getenv = os.getenv,
+	read_file = read_file,
+	parse_duration = require "util.human.io".parse_duration, -- nil before Prosody 13
+};
 
 -- read(), with the refusal as one line: cfg, warnings | nil, "http_upload_s3_x problem"
 local function load(get, env)

@@ -187,11 +187,20 @@ def test_config_refusals(session, rgw):
         "missing.test": {k: v for k, v in rgw.module_options().items() if k != "http_upload_s3_bucket"},
         "expiry.test": rgw.module_options(expires=604801),
         "endpoint.test": rgw.module_options(endpoint="ftp://127.0.0.1"),
+        "period.test": rgw.module_options(expires="5 minutes"),   # a period: Prosody 13 parses those
     }
     p = session.prosody(bad)
     time.sleep(0.3)
     log = p.log_text()
     p.stop()
+    period_refusals = [line for line in log.splitlines() if "period.test" in line and "Refusing to load" in line]
+    if p.version().startswith("0."):
+        check("a period needs Prosody 13", len(period_refusals) == 1 and "need Prosody 13" in period_refusals[0],
+              period_refusals)
+    else:
+        status, out = p.prosodyctl("mod_http_upload_s3", "presign", "a.txt", "1", "--host", "period.test")
+        check("a period is a lifetime on Prosody 13", period_refusals == [] and status == 0
+              and "X-Amz-Expires=300&" in out, (period_refusals, out))
     for host, option in (("missing.test", "http_upload_s3_bucket is required"),
                          ("expiry.test", "http_upload_s3_expires must be between 1 and 604800"),
                          ("endpoint.test", "http_upload_s3_endpoint")):

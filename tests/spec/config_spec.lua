@@ -1,5 +1,6 @@
 -- Option checks at load time (lua/mod_http_upload_s3/config.lib.lua).
 local config = dofile("lua/mod_http_upload_s3/config.lib.lua");
+local parse_duration = require "util.human.io".parse_duration; -- Prosody 13 and later
 
 local BASE = {
 	access_id = "AKIAIOSFODNN7EXAMPLE", secret_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
@@ -13,6 +14,7 @@ local function read(overrides, environment, files)
 		if v == "nil" then options[k] = nil; else options[k] = v; end
 	end
 	local env = {
+		parse_duration = parse_duration,
 		getenv = function (name) return (environment or {})[name]; end,
 		read_file = function (path)
 			if files and files[path] then return files[path]; end
@@ -63,7 +65,7 @@ describe("config.read", function ()
 			{ { expires = 0 }, "http_upload_s3_expires must be between 1 and 604800" },
 			{ { expires = 604801 }, "http_upload_s3_expires must be between 1 and 604800" },
 			{ { expires = 1.5 }, "http_upload_s3_expires must be a whole number" },
-			{ { expires = "300" }, "http_upload_s3_expires must be a number" },
+			{ { expires = "soon" }, "http_upload_s3_expires must be" },
 			{ { get_expires = 604801 }, "http_upload_s3_get_expires" },
 			{ { file_size_limit = 5 * 1024 ^ 3 + 1 }, "http_upload_s3_file_size_limit must be between 1 and 5368709120" },
 			{ { file_size_limit = 0 }, "http_upload_s3_file_size_limit" },
@@ -130,6 +132,17 @@ describe("config.read", function ()
 			{ AWS_ACCESS_KEY_ID = "AKIDENV", AWS_SECRET_ACCESS_KEY = "env-secret", AWS_SESSION_TOKEN = "tok", AWS_REGION = "us-east-1" });
 		assert.same({ "AKIDENV", "env-secret", "tok", "us-east-1" },
 			{ cfg.access_key_id, cfg.secret_key, cfg.session_token, cfg.region });
+	end);
+
+	it("takes lifetimes as seconds, or as periods where Prosody parses them", function ()
+		assert.equal(600, read({ expires = 600 }).put_expires);
+		if parse_duration then
+			local cfg = read({ expires = "5 minutes", presign_get = true, get_expires = "7 days" });
+			assert.same({ 300, 604800 }, { cfg.put_expires, cfg.get_expires });
+			assert.matches("between 1 and 604800", refusal({ expires = "8 days" }), 1, true);
+		else
+			assert.matches("need Prosody 13", refusal({ expires = "5 minutes" }), 1, true);
+		end
 	end);
 
 	it("takes false as no limit for quota and rate", function ()
