@@ -290,19 +290,29 @@ static int sort_pairs(const struct sigv4_pair **v, size_t n,
 
 /* ---- canonical request ------------------------------------------------ */
 
-static int valid_header(const struct sigv4_pair *h)
+static int valid_header_name(struct sigv4_str name)
 {
-	if (h->name.len == 0)
+	if (name.len == 0)
 		return 0;
-	for (size_t i = 0; i < h->name.len; i++)
-		if (!is((unsigned char)h->name.ptr[i], TCHAR))
+	for (size_t i = 0; i < name.len; i++)
+		if (!is((unsigned char)name.ptr[i], TCHAR))
 			return 0;
-	for (size_t i = 0; i < h->value.len; i++) {
-		unsigned char c = (unsigned char)h->value.ptr[i];
+	return 1;
+}
+
+static int valid_header_value(struct sigv4_str value)
+{
+	for (size_t i = 0; i < value.len; i++) {
+		unsigned char c = (unsigned char)value.ptr[i];
 		if (c < 0x20 || c == 0x7f)
 			return 0;
 	}
 	return 1;
+}
+
+static int valid_header(const struct sigv4_pair *h)
+{
+	return valid_header_name(h->name) && valid_header_value(h->value);
 }
 
 /* Sort checked headers by name in place; EINVAL on a repeated name. */
@@ -1075,6 +1085,48 @@ size_t sigv4_decimal(char out[SIGV4_DECIMAL_LEN], uint64_t v)
 	return n;
 }
 
+/*
+** The signed header names of a slot are the same request after request
+** (content-length, maybe content-type, host): the signer keeps the last set,
+** its canonical order and its lists, so that only the values need checking.
+*/
+static int same_shape(const struct sigv4_signer *s, const struct sigv4_request *r)
+{
+	if (!s->shape_valid || s->shape_count != r->header_count)
+		return 0;
+	const char *p = s->shape_names, *end = p + s->shape_names_len;
+	for (size_t i = 0; i < r->header_count; i++) {
+		struct sigv4_str name = r->headers[i].name;
+		if ((size_t)(end - p) < name.len + 1 || memcmp(p, name.ptr, name.len) != 0 || p[name.len] != '\0')
+			return 0;
+		p += name.len + 1;
+	}
+	return 1;
+}
+
+static void remember_shape(struct sigv4_signer *s, const struct sigv4_request *r,
+                           const struct sigv4_pair *const *sorted, const struct sigv4_pair *host,
+                           struct sigv4_str signed_list, struct sigv4_str signed_encoded)
+{
+	struct out names = { s->shape_names, sizeof s->shape_names, 0 };
+	for (size_t i = 0; i < r->header_count; i++) {
+		put_str(&names, r->headers[i].name);
+		put_char(&names, '\0');
+	}
+	s->shape_valid = 0;
+	if (finish(&names, &s->shape_names_len) != SIGV4_OK || signed_list.len > sizeof s->shape_signed ||
+	    signed_encoded.len > sizeof s->shape_param)
+		return;   /* an unusual set: signed without the cache */
+	for (size_t i = 0; i <= r->header_count; i++)
+		s->shape_order[i] = (unsigned char)(sorted[i] == host ? r->header_count : (size_t)(sorted[i] - r->headers));
+	memcpy(s->shape_signed, signed_list.ptr, signed_list.len);
+	s->shape_signed_len = signed_list.len;
+	memcpy(s->shape_param, signed_encoded.ptr, signed_encoded.len);
+	s->shape_param_len = signed_encoded.len;
+	s->shape_count = r->header_count;
+	s->shape_valid = 1;
+}
+
 int sigv4_presign(char *url, size_t cap, size_t *len, struct sigv4_signer *s,
                   const struct sigv4_request *r, char *creq, size_t creq_cap, size_t *creq_len)
 {
@@ -1091,24 +1143,39 @@ int sigv4_presign(char *url, size_t cap, size_t *len, struct sigv4_signer *s,
 	if ((status = refresh_second(s, r->now)) != SIGV4_OK)
 		return status;
 
-	/*
-	** The signer owns Host (checked at init): another Host is refused as a
-	** duplicate. It goes last, where it usually sorts (after content-*).
-	*/
-	for (size_t i = 0; i < r->header_count; i++) {
-		if (!valid_header(&r->headers[i]))
+	for (size_t i = 0; i < r->header_count; i++)
+		if (!valid_header_value(r->headers[i].value))
 			return SIGV4_EINVAL;
-		headers[i] = &r->headers[i];
+	struct sigv4_str signed_list, signed_encoded;
+	if (same_shape(s, r)) {
+		/* the names were checked, sorted and listed when this set was last signed */
+		for (size_t i = 0; i < n_headers; i++)
+			headers[i] = s->shape_order[i] == r->header_count ? &host : &r->headers[s->shape_order[i]];
+		signed_list = str(s->shape_signed, s->shape_signed_len);
+		signed_encoded = str(s->shape_param, s->shape_param_len);
+	} else {
+		/*
+		** The signer owns Host (checked at init): another Host is refused as a
+		** duplicate. It goes last, where it usually sorts (after content-*).
+		*/
+		for (size_t i = 0; i < r->header_count; i++) {
+			if (!valid_header_name(r->headers[i].name))
+				return SIGV4_EINVAL;
+			headers[i] = &r->headers[i];
+		}
+		headers[r->header_count] = &host;
+		if (sort_headers(headers, n_headers) != SIGV4_OK)
+			return SIGV4_EINVAL;
+		struct out sh = { signed_headers, sizeof signed_headers, 0 };
+		put_signed_headers(&sh, headers, n_headers);
+		if (finish(&sh, NULL) != SIGV4_OK)
+			return SIGV4_EINVAL;
+		struct out sp = { signed_param, sizeof signed_param, 0 };
+		put_encoded(&sp, str(signed_headers, sh.len), KEEP_QUERY);
+		signed_list = str(signed_headers, sh.len);
+		signed_encoded = str(signed_param, sp.len);
+		remember_shape(s, r, headers, &host, signed_list, signed_encoded);
 	}
-	headers[r->header_count] = &host;
-	if (sort_headers(headers, n_headers) != SIGV4_OK)
-		return SIGV4_EINVAL;
-	struct out sh = { signed_headers, sizeof signed_headers, 0 };
-	put_signed_headers(&sh, headers, n_headers);
-	if (finish(&sh, NULL) != SIGV4_OK)
-		return SIGV4_EINVAL;
-	struct out sp = { signed_param, sizeof signed_param, 0 };
-	put_encoded(&sp, str(signed_headers, sh.len), KEEP_QUERY);
 
 	/*
 	** The caller's parameters do not start with X-Amz-, which every one of
@@ -1123,11 +1190,11 @@ int sigv4_presign(char *url, size_t cap, size_t *len, struct sigv4_signer *s,
 		str(s->query_head, s->query_head_len),
 		str(expires, sigv4_decimal(expires, r->expires)),
 		str(s->after_expires, s->after_expires_len),
-		str(signed_param, sp.len),
+		signed_encoded,
 	};
 	struct canon c = {
 		r->method, str(s->path_head, s->path_head_len), r->key, query, r->query_count,
-		auth, sizeof auth / sizeof *auth, before, headers, n_headers, str(signed_headers, sh.len),
+		auth, sizeof auth / sizeof *auth, before, headers, n_headers, signed_list,
 		LIT(UNSIGNED_PAYLOAD)
 	};
 	struct out cr = { creq, creq_cap, 0 };

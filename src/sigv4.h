@@ -164,6 +164,14 @@ struct sigv4_signer {
 	                3 * (SIGV4_MAX_ACCESS_KEY_ID + 1 + SIGV4_MAX_SCOPE) +
 	                sizeof "&X-Amz-Date=" - 1 + SIGV4_AMZ_DATE_LEN + sizeof "&X-Amz-Expires=" - 1];
 	size_t query_head_len;
+
+	/* the last set of signed header names: their canonical order and lists (see sigv4_presign) */
+	int shape_valid;
+	size_t shape_count, shape_names_len, shape_signed_len, shape_param_len;
+	char shape_names[128];                      /* the caller's names, each ended by NUL */
+	unsigned char shape_order[SIGV4_MAX_PAIRS + 1];   /* canonical position -> caller index; count: Host */
+	char shape_signed[160];                     /* "content-length;content-type;host" */
+	char shape_param[3 * 160];                  /* the same, encoded for the query */
 };
 
 /*

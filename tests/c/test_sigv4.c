@@ -373,6 +373,36 @@ static void test_key_cache(void)
 	}
 }
 
+/* The cached set of header names must follow whatever set each request brings. */
+static void test_header_shape_cache(void)
+{
+	static struct sigv4_signer cached, fresh;
+	const char *why;
+	char a[2048], b[2048];
+	size_t la, lb;
+	struct sigv4_pair length_only[] = { { S("content-length"), S("5") } };
+	struct sigv4_pair with_type[] = { { S("content-length"), S("5") }, { S("content-type"), S("text/plain") } };
+	struct sigv4_pair reordered[] = { { S("Content-Type"), S("image/png") }, { S("content-length"), S("7") } };
+	struct sigv4_pair other_value[] = { { S("content-length"), S("6") }, { S("content-type"), S("text/html") } };
+	struct sigv4_pair bad_value[] = { { S("content-length"), S("5") }, { S("content-type"), S("a\r\nb") } };
+	struct sigv4_pair duplicate[] = { { S("content-type"), S("a/b") }, { S("content-type"), S("a/b") } };
+	struct { const struct sigv4_pair *h; size_t n; int status; } seq[] = {
+		{ length_only, 1, SIGV4_OK }, { with_type, 2, SIGV4_OK }, { with_type, 2, SIGV4_OK },
+		{ other_value, 2, SIGV4_OK }, { bad_value, 2, SIGV4_EINVAL }, { reordered, 2, SIGV4_OK },
+		{ length_only, 1, SIGV4_OK }, { NULL, 0, SIGV4_OK }, { duplicate, 2, SIGV4_EINVAL },
+		{ with_type, 2, SIGV4_OK },
+	};
+	CHECK(init_with(&cached, base_config(), &why) == SIGV4_OK);
+	for (size_t i = 0; i < COUNT(seq); i++) {
+		struct sigv4_request r = { S("PUT"), S("k"), seq[i].h, seq[i].n, NULL, 0, NOW, 60 };
+		CHECK(init_with(&fresh, base_config(), &why) == SIGV4_OK);
+		CHECK(sigv4_presign(a, sizeof a, &la, &cached, &r, buf2, sizeof buf2, NULL) == seq[i].status);
+		CHECK(sigv4_presign(b, sizeof b, &lb, &fresh, &r, buf2, sizeof buf2, NULL) == seq[i].status);
+		if (seq[i].status == SIGV4_OK)
+			CHECK_BYTES("cached header set", a, la, b, lb);
+	}
+}
+
 static int all_zero(const void *p, size_t n)
 {
 	const unsigned char *c = p;
@@ -409,6 +439,7 @@ int main(void)
 	test_request_checks();
 	test_encoding();
 	test_key_cache();
+	test_header_shape_cache();
 	test_wipe();
 	return UNIT_SUMMARY("test_sigv4");
 }
