@@ -199,8 +199,8 @@ local function download_options(filename, content_type)
 	};
 end
 
--- -> { put = url, get = url, key = object key, size = bytes } | nil, error
-local function issue_slot(ns, uploader, filename, size_text, content_type)
+-- -> put url, get url, object key, size in bytes | nil, error
+local function issue_slot(ns, uploader, now, filename, size_text, content_type)
 	local problem = request.check_filename(filename);
 	if problem then
 		return nil, slot_error(ns, "filename", problem);
@@ -224,7 +224,6 @@ local function issue_slot(ns, uploader, filename, size_text, content_type)
 		return nil, slot_error(ns, "typedenied");
 	end
 
-	local now = os.time();
 	local today = now // 86400;
 	local used = usage_of(uploader, today);
 	if used.bytes + size > cfg.daily_quota then
@@ -240,7 +239,7 @@ local function issue_slot(ns, uploader, filename, size_text, content_type)
 		return nil, slot_error(ns, "internal");
 	end
 	used.bytes, used.dirty = used.bytes + size, true;
-	return { put = put, get = get_or_err, key = key, size = size };
+	return put, get_or_err, key, size;
 end
 
 local function handle_slot_request(event)
@@ -249,36 +248,36 @@ local function handle_slot_request(event)
 	local ns = req.attr.xmlns;
 	local username, host = jid.split(stanza.attr.from);
 	local uploader = username and (username .. "@" .. host) or host;
+	local now = os.time();
 
-	local slot, err;
+	local ok, put, get, key, size;   -- as issue_slot returns them: a slot, or nil and an error in get
 	if not may_upload(event, uploader, host) then
-		err = slot_error(ns, "access");
+		ok, get = true, slot_error(ns, "access");
 	else
-		local allowed, retry_at = take_token(uploader, os.time());
+		local allowed, retry_at = take_token(uploader, now);
 		if allowed then
 			-- a bug must still get the client an answer, not silence
-			local ok, result, issue_err = pcall(issue_slot, ns, uploader, request.parse(req));
-			if ok then
-				slot, err = result, issue_err;
-			else
-				module:log("error", "Upload slot for %s failed: %s", uploader, result);
-				err = slot_error(ns, "internal");
-			end
+			ok, put, get, key, size = pcall(issue_slot, ns, uploader, now, request.parse(req));
 		else
-			err = slot_error(ns, "rate", nil, math.ceil(retry_at));
+			ok, get = true, slot_error(ns, "rate", nil, math.ceil(retry_at));
 		end
 	end
-	if not slot then
+	if not ok then
+		module:log("error", "Upload slot for %s failed: %s", uploader, put);
+		put, get = nil, slot_error(ns, "internal");
+	end
+	if not put then
+		local err = get;
 		measure_refused:with_labels(err.reason):add(1);
 		module:log("debug", "Refused an upload slot to %s: %s", uploader, err.text);
 		origin.send(st.error_reply(stanza, err));
 		return true;
 	end
 	measure_slots:add(1);
-	measure_bytes:add(slot.size);
+	measure_bytes:add(size);
 	-- debug, not info: an info line costs as much as the rest of the slot (metrics count slots)
-	module:log("debug", "Upload slot for %s: %d bytes, key %s", uploader, slot.size, slot.key);
-	origin.send(request.slot_reply(stanza, ns, slot.put, slot.get));
+	module:log("debug", "Upload slot for %s: %d bytes, key %s", uploader, size, key);
+	origin.send(request.slot_reply(stanza, ns, put, get));
 	return true;
 end
 

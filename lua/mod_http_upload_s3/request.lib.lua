@@ -53,12 +53,13 @@ end
 local function parse_size(text)
 	if not text or not text:find("^%d+$") then
 		return nil, "format";
+	elseif #text > 15 then -- more digits than a double holds exactly, unless they are leading zeros
+		text = text:gsub("^0+", "");
+		if #text > 15 then
+			return nil, "too-large";
+		end
 	end
-	local digits = text:gsub("^0+", "");
-	if #digits > 15 then
-		return nil, "too-large";
-	end
-	return math.tointeger(tonumber(digits == "" and "0" or digits));
+	return math.tointeger(tonumber(text ~= "" and text or "0"));
 end
 
 -- RFC 6838 type/subtype, optionally with RFC 9110 parameters.
