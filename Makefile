@@ -12,6 +12,7 @@ LUA ?= lua5.4
 BUSTED ?= $(LUA) /usr/bin/busted
 PYTHON ?= /usr/bin/python3
 VALGRIND ?= valgrind
+LUACHECK ?= luacheck
 # Prosody's own Lua tree, for util.stanza in the specs
 PROSODY_SRC ?= /usr/lib/prosody
 
@@ -83,6 +84,7 @@ test-valgrind: $(B)/test_binding
 		$(B)/test_binding 100000
 
 test-lua: $(B)/s3sign.so $(PROSODY13)/usr/bin/prosody
+	$(LUACHECK) -q lua tests/spec tests/integration/fault tests/crosscheck bench
 	$(BUSTED) --lpath='$(PROSODY_SRC)/?.lua' --cpath='$(B)/?.so;$(PROSODY_SRC)/?.so' tests/spec
 	$(BUSTED) --lpath='$(PROSODY13)/usr/lib/prosody/?.lua;$(PROSODY13)/lua/?.lua' \
 		--cpath='$(B)/?.so;$(PROSODY13)/usr/lib/prosody/?.so;$(PROSODY13)/lua/?.so' tests/spec

@@ -93,11 +93,11 @@ end
 local function measure_all(loops)
 	local n, best = {}, {}
 	for i, f in ipairs(loops) do
-		local iters, t = 16, 0
-		while true do
-			t = timed(f, iters)
-			if t >= CALIBRATE then break end
+		local iters = 16
+		local t = timed(f, iters)
+		while t < CALIBRATE do
 			iters = t < CALIBRATE / 64 and iters * 16 or iters * 2
+			t = timed(f, iters)
 		end
 		n[i] = math.floor(iters * TARGET_REP / t) + 1
 		best[i] = math.huge

@@ -4,7 +4,7 @@
 set -eu
 
 PACKAGES="gcc make pkg-config lua5.4 liblua5.4-dev libssl-dev uuid-dev
-lua-busted valgrind clang libclang-rt-14-dev python3 python3-botocore python3-slixmpp prosody luarocks git
+lua-busted lua-check valgrind clang libclang-rt-14-dev python3 python3-botocore python3-slixmpp prosody luarocks git
 chromium
 ceph-mon ceph-osd radosgw ceph-common"
 

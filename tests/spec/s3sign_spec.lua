@@ -117,7 +117,8 @@ describe("signer:presign", function ()
 		local _, get = s:presign("x.html", 1, "text/html", { now = NOW, id = ID,
 			disposition = "attachment; filename*=UTF-8''x.html" });
 		assert.matches("^https://the%-best%-bucket%.s3%.eu%-west%-2%.amazonaws%.com/http_uploads/", get);
-		assert.matches("&X-Amz-SignedHeaders=host&response-content-disposition=attachment%3B%20filename%2A%3DUTF-8%27%27x.html&X-Amz-Signature=", get, 1, true);
+		assert.matches("&X-Amz-SignedHeaders=host&response-content-disposition="
+			.. "attachment%3B%20filename%2A%3DUTF-8%27%27x.html&X-Amz-Signature=", get, 1, true);
 	end);
 
 	it("builds public GET URLs from get_url", function ()
