@@ -103,20 +103,22 @@ class Client:
                 return jid
         return None
 
-    def request_slot(self, service, filename, size, content_type=None, ns=NS, iq_type="get", sender=None):
-        """(put_url, get_url, put_headers) or raise SlotError."""
+    def request_slot(self, service, filename, size, content_type=None, ns=NS, iq_type="get", sender=None,
+                     extra_child=None):
+        """(put_url, get_url, put_headers) or raise SlotError. A field given as None is left out."""
         request = ET.Element("{%s}request" % ns)
-        if ns == NS:
-            request.set("filename", filename)
-            request.set("size", str(size))
-            if content_type is not None:
-                request.set("content-type", content_type)
-        else:
-            for name, value in (("filename", filename), ("size", str(size)), ("content-type", content_type)):
-                if value is not None:
-                    ET.SubElement(request, "{%s}%s" % (ns, name)).text = value
+        fields = (("filename", filename), ("size", None if size is None else str(size)), ("content-type", content_type))
+        for name, value in fields:
+            if value is None:
+                continue
+            if ns == NS:
+                request.set(name, value)
+            else:
+                ET.SubElement(request, "{%s}%s" % (ns, name)).text = value
         iq = self.xmpp.make_iq(ito=service, itype=iq_type, ifrom=sender)
         iq.append(request)
+        if extra_child is not None:
+            iq.append(extra_child)
         try:
             reply = self.run(iq.send(timeout=TIMEOUT))
         except IqError as e:
