@@ -162,6 +162,21 @@ static int expires_ok(lua_Integer v)
 }
 
 /*
+** The headers an upload signs, into h: content-length when size is not
+** negative, content-type when one is given. Returns how many.
+*/
+static size_t upload_headers(struct sigv4_pair h[2], char length[SIGV4_DECIMAL_LEN], lua_Integer size,
+                             struct sigv4_str type)
+{
+	size_t n = 0;
+	if (size >= 0)
+		h[n++] = (struct sigv4_pair){ { "content-length", 14 }, { length, sigv4_decimal(length, (uint64_t)size) } };
+	if (type.len)
+		h[n++] = (struct sigv4_pair){ { "content-type", 12 }, type };
+	return n;
+}
+
+/*
 ** s3sign.new(config) -> signer | nil, message
 ** The userdata exists (with its metatable, so __gc wipes it) before any
 ** secret is copied into it.
@@ -292,12 +307,10 @@ static int presign(lua_State *L, int with_headers)
 	if (key_len > SIGV4_MAX_KEY)
 		return fail(L, "filename", "object key longer than 1024 bytes");
 
-	struct sigv4_pair headers[2] = {
-		{ { "content-length", 14 }, { length, sigv4_decimal(length, (uint64_t)size) } },
-		{ { "content-type", 12 }, { type, type_len } },
-	};
+	struct sigv4_pair headers[2];
+	size_t n_headers = upload_headers(headers, length, size, (struct sigv4_str){ type, type_len });
 	struct sigv4_request put = {
-		{ "PUT", 3 }, { key, key_len }, headers, type_len ? 2 : 1, NULL, 0, o.now, s->put_expires
+		{ "PUT", 3 }, { key, key_len }, headers, n_headers, NULL, 0, o.now, s->put_expires
 	};
 	status = sigv4_presign(s->url, sizeof s->url, &url_len, &s->core, &put, s->creq, sizeof s->creq, NULL);
 	if (status != SIGV4_OK)
@@ -384,18 +397,13 @@ static int l_sign(lua_State *L)
 		type = opt_string(L, 4, "content_type");
 		trace = opt_boolean(L, 4, "trace");
 	}
-	if (expires < 1 || expires > SIGV4_MAX_EXPIRES)
+	if (!expires_ok(expires))
 		return fail(L, "expires", "must be 1..604800 seconds");
 	if (content_length < -1 || content_length > MAX_OBJECT_SIZE)
 		return fail(L, "content_length", "must be 0..5368709120 bytes");
 
 	struct sigv4_pair headers[2];
-	size_t n_headers = 0;
-	if (content_length >= 0)
-		headers[n_headers++] = (struct sigv4_pair){ { "content-length", 14 },
-		                                            { length, sigv4_decimal(length, (uint64_t)content_length) } };
-	if (type.len)
-		headers[n_headers++] = (struct sigv4_pair){ { "content-type", 12 }, type };
+	size_t n_headers = upload_headers(headers, length, content_length, type);
 	struct sigv4_request r = { method, key, headers, n_headers, NULL, 0, now, (uint32_t)expires };
 	int status = sigv4_presign(s->url, sizeof s->url, &url_len, &s->core, &r, s->creq, sizeof s->creq, &creq_len);
 	if (status != SIGV4_OK)
