@@ -300,19 +300,20 @@ static int valid_header_name(struct sigv4_str name)
 	return 1;
 }
 
-static int valid_header_value(struct sigv4_str value)
+/* Control bytes (C0, DEL): never in a header value, a secret or a bucket name. */
+static int has_control(struct sigv4_str s)
 {
-	for (size_t i = 0; i < value.len; i++) {
-		unsigned char c = (unsigned char)value.ptr[i];
+	for (size_t i = 0; i < s.len; i++) {
+		unsigned char c = (unsigned char)s.ptr[i];
 		if (c < 0x20 || c == 0x7f)
-			return 0;
+			return 1;
 	}
-	return 1;
+	return 0;
 }
 
 static int valid_header(const struct sigv4_pair *h)
 {
-	return valid_header_name(h->name) && valid_header_value(h->value);
+	return valid_header_name(h->name) && !has_control(h->value);
 }
 
 /* Sort checked headers by name in place; EINVAL on a repeated name. */
@@ -769,16 +770,6 @@ static int valid_utf8(struct sigv4_str s)
 	return 1;
 }
 
-static int has_control(struct sigv4_str s)
-{
-	for (size_t i = 0; i < s.len; i++) {
-		unsigned char c = (unsigned char)s.ptr[i];
-		if (c < 0x20 || c == 0x7f)
-			return 1;
-	}
-	return 0;
-}
-
 /* 1..max bytes of printable ASCII without space, and without '/' if no_slash. */
 static int is_printable(struct sigv4_str s, size_t max, int no_slash)
 {
@@ -1144,7 +1135,7 @@ int sigv4_presign(char *url, size_t cap, size_t *len, struct sigv4_signer *s,
 		return status;
 
 	for (size_t i = 0; i < r->header_count; i++)
-		if (!valid_header_value(r->headers[i].value))
+		if (has_control(r->headers[i].value))
 			return SIGV4_EINVAL;
 	struct sigv4_str signed_list, signed_encoded;
 	if (same_shape(s, r)) {

@@ -89,8 +89,13 @@ local function slot_error(ns, name, text, retry_at)
 	return err;
 end
 
+-- "Text/HTML; charset=utf-8" -> "text/html"
+local function bare_type(content_type)
+	return content_type:match("^[^;%s]+"):lower();
+end
+
 local function type_matches(types, content_type)
-	local bare = content_type:match("^[^;%s]+"):lower();
+	local bare = bare_type(content_type);
 	return types[bare] or types[bare:gsub("/.*", "/*")];
 end
 
@@ -189,7 +194,7 @@ module.unload = save_usage;
 -- response-content-* overrides for a presigned GET: the declared type when it
 -- is safe to show inline, else a download, whatever type the upload carried.
 local function download_options(filename, content_type)
-	if content_type and not ACTIVE_TYPES[content_type:match("^[^;%s]+"):lower()]
+	if content_type and not ACTIVE_TYPES[bare_type(content_type)]
 		and type_matches(cfg.safe_file_types, content_type) then
 		return { response_type = content_type };
 	end
