@@ -1,5 +1,10 @@
 """Counted checks for the integration tests: failures are printed as they
 happen, and summary() prints the "N passed, M failed" line CI reads."""
+import os
+import shutil
+import subprocess
+import sys
+
 from client import SlotError
 
 passed, failed = 0, []
@@ -25,6 +30,32 @@ def refused(name, error_type, condition, fn):
         return e
     check(name, False, "got a slot")
     return None
+
+
+def requires(what, present, remedy):
+    """Stop the test with one line when part of its setup is missing, instead
+    of letting it fail three layers down (a protocol error, a timeout)."""
+    if not present:
+        test = os.path.basename(sys.argv[0])
+        print("FAIL setup: %s needs %s: %s" % (test, what, remedy))
+        print("0 passed, 1 failed")
+        sys.exit(1)
+
+
+def lua_module(name, lua="lua5.4"):
+    """Whether the Lua that runs Prosody can require this module."""
+    if shutil.which(lua) is None:
+        return False
+    return subprocess.run([lua, "-e", "require '%s'" % name], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, timeout=30).returncode == 0
+
+
+def debian_package(name):
+    return "install the Debian package %s (sh tools/deps.sh does)" % name
+
+
+def program(name):
+    return shutil.which(name) is not None or os.access(name, os.X_OK)
 
 
 def summary():

@@ -17,6 +17,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "s3"))
 import s3util  # noqa: E402  (lives beside the RGW scripts)
+import checks  # noqa: E402
 
 def _command(variable, default):
     """A command from the environment; a relative path is taken from here, not the server's folder."""
@@ -68,6 +69,8 @@ class RGW:
     """A throw-away Ceph RADOS Gateway with one user and one bucket."""
 
     def __init__(self, workdir, bucket="uploads"):
+        checks.requires("Ceph's RADOS Gateway (radosgw)", checks.program("radosgw"),
+                        checks.debian_package("radosgw (with ceph-mon, ceph-osd, ceph-common)"))
         self.dir = os.path.join(workdir, "rgw")
         env = dict(os.environ, RGW_BUCKET=bucket)
         subprocess.run([os.path.join(ROOT, "tests", "s3", "rgw-start"), self.dir], env=env, check=True,

@@ -20,7 +20,6 @@ The screenshots and the browser's JSON report are kept in build/artifacts/.
 import asyncio
 import json
 import os
-import shutil
 import struct
 import sys
 import time
@@ -30,7 +29,7 @@ import zlib
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 import client  # noqa: E402
 import stack  # noqa: E402
-from checks import check, summary  # noqa: E402
+from checks import check, debian_package, program, requires, summary  # noqa: E402
 from client import http_request  # noqa: E402
 
 HOST, COMPONENT = "example.test", "upload.example.test"
@@ -282,12 +281,11 @@ def test_with_cors(rgw, p, inbox, page_url, page_origin, image, body):
 
 def main():
     started = time.monotonic()
-    for what, path in (("chromium", CHROMIUM), ("npm ci in tests/browser",
-                                                os.path.join(BROWSER_DIR, "node_modules", "converse.js", "dist"))):
-        if not check("browser test has %s" % what, os.path.exists(path), "%s missing" % path):
-            return summary()
-    if not check("browser test has node", shutil.which(NODE), NODE):
-        return summary()
+    requires("Chromium (%s)" % CHROMIUM, program(CHROMIUM), debian_package("chromium"))
+    requires("Node.js (%s)" % NODE, program(NODE), "install Node.js 20 or later with npm")
+    requires("Converse.js in tests/browser/node_modules",
+             os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "converse.js", "dist")),
+             "run  make test-integration  (it runs npm ci in tests/browser)")
     os.makedirs(ARTIFACTS, exist_ok=True)
     with stack.Session() as session:
         session.on_exit(client.shutdown)

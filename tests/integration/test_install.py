@@ -15,7 +15,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 import client  # noqa: E402
 import stack  # noqa: E402
-from checks import check, summary  # noqa: E402
+from checks import check, debian_package, program, requires, summary  # noqa: E402
 
 PASSWORD = "packaged"
 LUAROCKS = os.environ.get("LUAROCKS", "luarocks-5.4")
@@ -60,6 +60,7 @@ def serves_slots(session, label, plugin_dir, cpath):
 
 
 def main():
+    requires("LuaRocks (%s)" % LUAROCKS, program(LUAROCKS), debian_package("luarocks"))
     started = time.monotonic()
     with stack.Session() as session:
         session.on_exit(client.shutdown)

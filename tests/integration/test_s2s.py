@@ -20,7 +20,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 import client  # noqa: E402
 import stack  # noqa: E402
-from checks import check, refused, summary  # noqa: E402
+from checks import check, debian_package, lua_module, refused, requires, summary  # noqa: E402
 from client import SlotError  # noqa: E402
 
 PASSWORD = "over the wire"
@@ -73,6 +73,10 @@ def server(session, hosts_file, dns_port, address, hosts):
 
 
 def main():
+    # the hosts file and the stub DNS server are read only by Prosody's libunbound resolver;
+    # its fallback resolver ignores them and the s2s link fails as "unable to resolve service"
+    requires("Prosody's libunbound resolver (Lua module lunbound)", lua_module("lunbound"),
+             debian_package("lua-unbound"))
     started = time.monotonic()
     with stack.Session() as session:
         session.on_exit(client.shutdown)
