@@ -18,7 +18,7 @@ dependencies = {
 	"lua >= 5.4, < 5.5",
 }
 external_dependencies = {
-	CRYPTO = { header = "openssl/hmac.h" },
+	CRYPTO = { header = "openssl/evp.h" },
 	UUID = { header = "uuid/uuid.h" },
 }
 build = {

@@ -4,9 +4,9 @@
 -- It is written the obvious way, like a Lua-only Prosody module would be:
 -- string building with gsub/concat, hashing through Prosody's util.hashes,
 -- and the signing key derived again (four HMACs) for every URL. It mirrors
--- the interface of s3sign: new(config) and signer:presign(filename, size,
--- content_type, {now=, id=}) -> put_url, get_url, headers, key, so the two
--- can be checked against each other and timed on the same work.
+-- the interface of s3sign: new(config) and signer:slot(prefix, filename, size,
+-- content_type, {now=, id=}) -> put_url, get_url, key, so the two can be
+-- checked against each other and timed on the same work.
 --
 -- Needs package.cpath/package.path to reach Prosody's util.hashes.
 
@@ -59,9 +59,7 @@ local function new(config)
 	self.region = assert(config.region, "region")
 	self.bucket = assert(config.bucket, "bucket")
 	self.path_style = config.path_style and true or false
-	self.prefix = config.prefix or ""
 	self.put_expires = config.put_expires or 300
-	self.get_expires = config.get_expires or 0
 
 	local scheme, authority
 	if config.endpoint and config.endpoint ~= "" then
@@ -128,13 +126,10 @@ function signer:sign(method, key, headers, expires, now)
 	return self.scheme .. "://" .. self.host .. path .. "?" .. query .. "&X-Amz-Signature=" .. signature
 end
 
-function signer:presign(filename, size, content_type, opts)
+function signer:slot(prefix, filename, size, content_type, opts)
 	local now = opts and opts.now or os_time()
 	local id = opts and opts.id or new_id()
-	local key = id .. "/" .. filename
-	if self.prefix ~= "" then
-		key = self.prefix .. "/" .. key
-	end
+	local key = prefix .. id .. "/" .. filename
 	local length = format("%d", size)
 
 	local headers = { { "content-length", length } }
@@ -145,17 +140,13 @@ function signer:presign(filename, size, content_type, opts)
 	local put_url = self:sign("PUT", key, headers, self.put_expires, now)
 
 	local get_url
-	if self.get_expires ~= 0 then
-		get_url = self:sign("GET", key, { { "host", self.host } }, self.get_expires, now)
+	local get_expires = opts and opts.get_expires
+	if get_expires then
+		get_url = self:sign("GET", key, { { "host", self.host } }, get_expires, now)
 	else
 		get_url = self.get_base .. "/" .. uri_encode(key, true)
 	end
-
-	local reply_headers = { ["Content-Length"] = length }
-	if content_type and content_type ~= "" then
-		reply_headers["Content-Type"] = content_type
-	end
-	return put_url, get_url, reply_headers, key
+	return put_url, get_url, key
 end
 
 return {

@@ -1,14 +1,20 @@
 /*
- * ls3sign.c - Lua 5.4 binding of the SigV4 presigner: require "s3sign".
+ * ls3sign.c - Lua 5.4 binding of the signing core: require "s3sign".
  *
  *   local signer, err = s3sign.new{ access_key_id=, secret_key=, region=, bucket=, ... }
- *   local put_url, get_url, headers, key = signer:presign(filename, size [, content_type [, opts]])
+ *   local put_url, get_url, key = signer:slot(prefix, filename, size [, content_type [, options]])
+ *   local url = signer:presign(method, key [, options])
+ *   local url, headers = signer:authorize(method, key [, options])
+ *   signer:set_credentials{ access_key_id=, secret_key=, session_token= }
+ *   s3sign.parse_endpoint(url), s3sign.uri_encode(s), s3sign.limits
  *
  * Wrong argument types raise; bad values return nil and a message naming the
- * field. This file owns the clock and the random object ids; sigv4.c has
- * neither. The module is not linked against liblua: the host provides it.
+ * field. This file owns the clock and the random object ids; the core has
+ * neither. Policy (which prefixes, how large a file) is the caller's. The
+ * module is not linked against liblua: the host provides it.
  */
 #include <pthread.h>           /* pthread_atfork(3) */
+#include <stddef.h>            /* offsetof */
 #include <string.h>            /* memcpy(3) strlen(3) */
 #include <time.h>              /* time(2) */
 
@@ -22,14 +28,12 @@
 
 #define S3SIGN_EXPORT __attribute__((visibility("default")))
 #define SIGNER_MT "s3sign.signer"
-#define VERSION "0.1.0"
+#define VERSION "0.2.0"
 
 #define UUID_LEN 36
-#define MAX_PREFIX 256
-#define MAX_GET_URL 512
-#define MAX_OBJECT_SIZE (INT64_C(5) << 30)   /* S3's single-PUT limit: 5 GiB */
-#define UUID_POOL 4096                       /* random bytes fetched at once: 256 ids */
-#define BUF_LEN 32768                        /* fits every request the limits allow */
+#define UUID_POOL 4096             /* random bytes fetched at once: 256 ids */
+#define MAX_GET_BASE 1024          /* the base of public download URLs (http_upload_s3_get_url) */
+#define DEFAULT_PUT_EXPIRES 300
 
 /*
 ** Random bytes for object ids, drawn from OpenSSL's CSPRNG in bulk: one
@@ -43,33 +47,36 @@ static void after_fork_in_child(void)
 	fork_generation++;
 }
 
+union max_align {   /* what Lua aligns a userdata's memory for */
+	double d;
+	void *p;
+	long long ll;
+};
+
 struct signer {
-	struct sigv4_signer core;
 	int closed;
-	uint32_t put_expires, get_expires;  /* get_expires 0: public GET URLs */
+	uint32_t put_expires;
+	/* state */
 	unsigned long pool_generation;
 	size_t pool_used;
 	unsigned char pool[UUID_POOL];
-	/*
-	** Object keys are built here after the "prefix/" written at creation,
-	** and public GET URLs in get_url after the base and '/' put there at
-	** creation (get_base_len + 1 bytes, which presigned GET URLs overwrite).
-	*/
-	size_t key_head_len, get_base_len;
-	char key[MAX_PREFIX + UUID_LEN + 2 + SIGV4_MAX_KEY];
-	char url[BUF_LEN], get_url[BUF_LEN], creq[BUF_LEN];
+	size_t get_base_len;
+	char get_base[MAX_GET_BASE];            /* public GET URLs: this, '/', the encoded key */
+	/* scratch: what one call builds, wiped before it returns */
+	char key[SIGV4_MAX_KEY];
+	char url[SIGV4_MAX_URL];
+	char creq[SIGV4_MAX_CANONICAL_REQUEST];
+	union max_align core[];                 /* the sigv4_signer, sigv4_signer_size() bytes */
 };
 
-/*
-** Upvalues of the methods, so that the hot path looks up no strings (the
-** registry by name, the string cache behind lua_setfield).
-*/
-#define UPVALUE_MT lua_upvalueindex(1)
-#define UPVALUE_CONTENT_LENGTH lua_upvalueindex(2)
-#define UPVALUE_CONTENT_TYPE lua_upvalueindex(3)
-#define METHOD_UPVALUES 3
+static struct sigv4_signer *core(struct signer *s)
+{
+	return (struct sigv4_signer *)s->core;
+}
 
-/* luaL_checkudata, against the metatable in an upvalue. */
+/* The metatable, an upvalue of every method: checking the signer looks up no string. */
+#define UPVALUE_MT lua_upvalueindex(1)
+
 static struct signer *check_signer(lua_State *L)
 {
 	struct signer *s = lua_touserdata(L, 1);
@@ -80,14 +87,15 @@ static struct signer *check_signer(lua_State *L)
 	return s;
 }
 
-static void wipe_signer(struct signer *s)
+static void close_signer(struct signer *s)
 {
-	sigv4_wipe(s, sizeof *s);
+	sigv4_signer_wipe(core(s));   /* also when init failed: then it holds nothing */
+	sigv4_wipe(s, offsetof(struct signer, core));
 	s->closed = 1;
 }
 
 /* A v4 UUID (RFC 9562: 122 random bits), formatted by libuuid: 36 lowercase characters and a NUL. */
-static int new_uuid(struct signer *s, char *out)
+static int new_uuid(struct signer *s, char out[UUID_LEN + 1])
 {
 	if (s->pool_generation != fork_generation || s->pool_used + 16 > sizeof s->pool) {
 		if (RAND_bytes(s->pool, sizeof s->pool) != 1) {
@@ -106,7 +114,7 @@ static int new_uuid(struct signer *s, char *out)
 	return 1;
 }
 
-/* ---- reading the config table ------------------------------------------- */
+/* ---- reading tables --------------------------------------------------------- */
 
 /* Optional string field: raises on a wrong type or an embedded NUL. */
 static struct sigv4_str opt_string(lua_State *L, int t, const char *field)
@@ -114,10 +122,10 @@ static struct sigv4_str opt_string(lua_State *L, int t, const char *field)
 	struct sigv4_str s = { "", 0 };
 	if (lua_getfield(L, t, field) != LUA_TNIL) {
 		if (lua_type(L, -1) != LUA_TSTRING)
-			luaL_error(L, "bad config field '%s' (string expected, got %s)", field, luaL_typename(L, -1));
+			luaL_error(L, "bad field '%s' (string expected, got %s)", field, luaL_typename(L, -1));
 		s.ptr = lua_tolstring(L, -1, &s.len);
 		if (strlen(s.ptr) != s.len)
-			luaL_error(L, "bad config field '%s' (embedded NUL)", field);
+			luaL_error(L, "bad field '%s' (embedded NUL)", field);
 	}
 	lua_pop(L, 1);   /* the table still holds the string, so s.ptr stays valid */
 	return s;
@@ -131,22 +139,49 @@ static lua_Integer opt_integer(lua_State *L, int t, const char *field, lua_Integ
 		if (lua_type(L, -1) == LUA_TNUMBER)   /* no silent conversion of strings */
 			v = lua_tointegerx(L, -1, &isint);
 		if (!isint)
-			luaL_error(L, "bad config field '%s' (integer expected, got %s)", field, luaL_typename(L, -1));
+			luaL_error(L, "bad field '%s' (integer expected, got %s)", field, luaL_typename(L, -1));
 	}
 	lua_pop(L, 1);
 	return v;
 }
 
-static int opt_boolean(lua_State *L, int t, const char *field)
+static int opt_boolean(lua_State *L, int t, const char *field, int dflt)
 {
-	int v = 0;
+	int v = dflt;
 	if (lua_getfield(L, t, field) != LUA_TNIL) {
 		if (lua_type(L, -1) != LUA_TBOOLEAN)
-			luaL_error(L, "bad config field '%s' (boolean expected, got %s)", field, luaL_typename(L, -1));
+			luaL_error(L, "bad field '%s' (boolean expected, got %s)", field, luaL_typename(L, -1));
 		v = lua_toboolean(L, -1);
 	}
 	lua_pop(L, 1);
 	return v;
+}
+
+/*
+** A { name = value } table field as pairs: at most SIGV4_MAX_PAIRS, strings
+** only. The table is left on the stack, so that its strings stay valid.
+*/
+static size_t opt_pairs(lua_State *L, int t, const char *field, struct sigv4_pair v[SIGV4_MAX_PAIRS])
+{
+	size_t n = 0;
+	int type = lua_getfield(L, t, field);
+	if (type == LUA_TNIL)
+		return 0;
+	if (type != LUA_TTABLE)
+		luaL_error(L, "bad field '%s' (table expected, got %s)", field, luaL_typename(L, -1));
+	int pairs = lua_gettop(L);
+	lua_pushnil(L);
+	while (lua_next(L, pairs)) {
+		if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+			luaL_error(L, "bad field '%s' (strings expected)", field);
+		if (n == SIGV4_MAX_PAIRS)
+			luaL_error(L, "bad field '%s' (more than %d entries)", field, SIGV4_MAX_PAIRS);
+		v[n].name.ptr = lua_tolstring(L, -2, &v[n].name.len);
+		v[n].value.ptr = lua_tolstring(L, -1, &v[n].value.len);
+		n++;
+		lua_pop(L, 1);
+	}
+	return n;
 }
 
 static int fail(lua_State *L, const char *field, const char *problem)
@@ -161,23 +196,29 @@ static int expires_ok(lua_Integer v)
 	return v >= 1 && v <= SIGV4_MAX_EXPIRES;
 }
 
-/*
-** The headers an upload signs, into h: content-length when size is not
-** negative, content-type when one is given. Returns how many.
-*/
-static size_t upload_headers(struct sigv4_pair h[2], char length[SIGV4_DECIMAL_LEN], lua_Integer size,
-                             struct sigv4_str type)
+static int pushed_wiped(lua_State *L, char *buf, size_t len)
 {
-	size_t n = 0;
-	if (size >= 0)
-		h[n++] = (struct sigv4_pair){ { "content-length", 14 }, { length, sigv4_decimal(length, (uint64_t)size) } };
-	if (type.len)
-		h[n++] = (struct sigv4_pair){ { "content-type", 12 }, type };
-	return n;
+	lua_pushlstring(L, buf, len);
+	sigv4_wipe(buf, len);   /* URLs are credentials until they expire: leave no copy behind */
+	return 1;
+}
+
+/* ---- creating ---------------------------------------------------------------------- */
+
+static struct sigv4_credentials read_credentials(lua_State *L, int t)
+{
+	struct sigv4_credentials k;
+	k.access_key_id = opt_string(L, t, "access_key_id");
+	k.secret_key = opt_string(L, t, "secret_key");
+	k.session_token = opt_string(L, t, "session_token");
+	return k;
 }
 
 /*
 ** s3sign.new(config) -> signer | nil, message
+** config: the credentials, region, service ("s3"), endpoint, bucket,
+** path_style, content_sha256 (default: service is s3), put_expires (300),
+** get_url (base of public download URLs; default: the bucket's URL).
 ** The userdata exists (with its metatable, so __gc wipes it) before any
 ** secret is copied into it.
 */
@@ -187,136 +228,160 @@ static int l_new(lua_State *L)
 	const char *why = NULL;
 
 	luaL_checktype(L, 1, LUA_TTABLE);
-	c.access_key_id = opt_string(L, 1, "access_key_id");
-	c.secret_key = opt_string(L, 1, "secret_key");
-	c.session_token = opt_string(L, 1, "session_token");
+	struct sigv4_credentials k = read_credentials(L, 1);
 	c.region = opt_string(L, 1, "region");
-	c.service = (struct sigv4_str){ "", 0 };
+	c.service = opt_string(L, 1, "service");
 	c.endpoint = opt_string(L, 1, "endpoint");
 	c.bucket = opt_string(L, 1, "bucket");
-	c.path_style = opt_boolean(L, 1, "path_style");
-	struct sigv4_str prefix = opt_string(L, 1, "prefix");
+	c.path_style = opt_boolean(L, 1, "path_style", 0);
+	int is_s3 = c.service.len == 0 || (c.service.len == 2 && memcmp(c.service.ptr, "s3", 2) == 0);
+	c.content_sha256 = opt_boolean(L, 1, "content_sha256", is_s3);
 	struct sigv4_str get_url = opt_string(L, 1, "get_url");
-	lua_Integer put_expires = opt_integer(L, 1, "put_expires", 300);
-	lua_Integer get_expires = opt_integer(L, 1, "get_expires", 0);
+	lua_Integer put_expires = opt_integer(L, 1, "put_expires", DEFAULT_PUT_EXPIRES);
 
 	if (!expires_ok(put_expires))
 		return fail(L, "put_expires", "must be 1..604800 seconds");
-	if (get_expires != 0 && !expires_ok(get_expires))
-		return fail(L, "get_expires", "must be 1..604800 seconds");
-	if (prefix.len >= MAX_PREFIX)
-		return fail(L, "prefix", "too long");
-	if (get_url.len >= MAX_GET_URL)
-		return fail(L, "get_url", "too long");
+	if (get_url.len >= MAX_GET_BASE)
+		return fail(L, "get_url", "longer than 1023 bytes");
 
-	struct signer *s = lua_newuserdatauv(L, sizeof *s, 0);
-	memset(s, 0, sizeof *s);
+	struct signer *s = lua_newuserdatauv(L, offsetof(struct signer, core) + sigv4_signer_size(), 0);
+	memset(s, 0, offsetof(struct signer, core));
 	s->closed = 1;
 	luaL_setmetatable(L, SIGNER_MT);
-	if (sigv4_signer_init(&s->core, &c, &why) != SIGV4_OK)
-		return luaL_pushfail(L), lua_pushstring(L, why), 2;
-	if (prefix.len) {
-		memcpy(s->key, prefix.ptr, prefix.len);
-		s->key[prefix.len] = '/';
-		s->key_head_len = prefix.len + 1;
-	}
+	int status = sigv4_signer_init(core(s), &c, &k, &why);
+	if (status != SIGV4_OK)
+		return luaL_pushfail(L), lua_pushstring(L, why ? why : sigv4_strerror(status)), 2;
+	s->closed = 0;
 	s->put_expires = (uint32_t)put_expires;
-	s->get_expires = (uint32_t)get_expires;
 	s->pool_used = sizeof s->pool;   /* empty: filled on first use */
 	if (get_url.len) {
-		memcpy(s->get_url, get_url.ptr, get_url.len);
+		memcpy(s->get_base, get_url.ptr, get_url.len);
 		s->get_base_len = get_url.len;
-		while (s->get_base_len && s->get_url[s->get_base_len - 1] == '/')
+		while (s->get_base_len && s->get_base[s->get_base_len - 1] == '/')
 			s->get_base_len--;
-	} else if (sigv4_bucket_url(s->get_url, MAX_GET_URL, &s->get_base_len, &s->core) != SIGV4_OK) {
+	} else if (sigv4_bucket_url(s->get_base, sizeof s->get_base, &s->get_base_len, core(s)) != SIGV4_OK) {
+		close_signer(s);
 		return fail(L, "endpoint", "too long");
 	}
-	s->get_url[s->get_base_len] = '/';
-	s->closed = 0;
 	return 1;
 }
 
-/* ---- presigning --------------------------------------------------------- */
+/* signer:set_credentials{ access_key_id=, secret_key=, session_token= } -> true | nil, message */
+static int l_set_credentials(lua_State *L)
+{
+	struct signer *s = check_signer(L);
+	const char *why = NULL;
+	luaL_checktype(L, 2, LUA_TTABLE);
+	struct sigv4_credentials k = read_credentials(L, 2);
+	if (sigv4_signer_set_credentials(core(s), &k, &why) != SIGV4_OK)
+		return luaL_pushfail(L), lua_pushstring(L, why), 2;
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* ---- slots ------------------------------------------------------------------------- */
 
 struct slot_options {
 	int64_t now;
 	struct sigv4_str id;            /* empty: a fresh random UUID */
+	lua_Integer get_expires;        /* 0: a public GET URL */
 	struct sigv4_str disposition;   /* response-content-disposition of a presigned GET */
 	struct sigv4_str response_type; /* response-content-type of a presigned GET */
 };
 
-static void read_options(lua_State *L, int t, struct slot_options *o)
+static void read_slot_options(lua_State *L, int t, struct slot_options *o)
 {
 	o->now = (int64_t)time(NULL);
-	o->id = (struct sigv4_str){ "", 0 };
-	o->disposition = o->response_type = o->id;
+	o->id = o->disposition = o->response_type = (struct sigv4_str){ "", 0 };
+	o->get_expires = 0;
 	if (lua_isnoneornil(L, t))
 		return;
 	luaL_checktype(L, t, LUA_TTABLE);
 	o->now = opt_integer(L, t, "now", o->now);
 	o->id = opt_string(L, t, "id");
+	o->get_expires = opt_integer(L, t, "get_expires", 0);
 	o->disposition = opt_string(L, t, "disposition");
 	o->response_type = opt_string(L, t, "response_type");
 }
 
-static const char *status_message(int status)
+/* The object key prefix .. id .. "/" .. filename into s->key: the one place its layout is written. */
+static int build_key(struct signer *s, struct sigv4_str prefix, struct sigv4_str id, struct sigv4_str name,
+                     size_t *len)
 {
-	return status == SIGV4_EINVAL ? "invalid filename or content type" : sigv4_strerror(status);
+	char uuid[UUID_LEN + 1];
+	if (id.len == 0) {
+		if (!new_uuid(s, uuid))
+			return 0;
+		id = (struct sigv4_str){ uuid, UUID_LEN };
+	}
+	if (prefix.len + id.len + 1 + name.len > sizeof s->key)
+		return 0;
+	memcpy(s->key, prefix.ptr, prefix.len);
+	memcpy(s->key + prefix.len, id.ptr, id.len);
+	s->key[prefix.len + id.len] = '/';
+	memcpy(s->key + prefix.len + id.len + 1, name.ptr, name.len);
+	*len = prefix.len + id.len + 1 + name.len;
+	return 1;
+}
+
+/* The public download URL of a key: the base, '/', the key encoded as in the PUT URL. */
+static int public_url(struct signer *s, struct sigv4_str key, size_t *len)
+{
+	size_t n;
+	memcpy(s->url, s->get_base, s->get_base_len);
+	s->url[s->get_base_len] = '/';
+	int status = sigv4_uri_encode(s->url + s->get_base_len + 1, sizeof s->url - s->get_base_len - 1, &n, key, 1);
+	*len = s->get_base_len + 1 + n;
+	return status;
 }
 
 /*
-** signer:presign(filename, size [, content_type [, options]])
-**   -> put_url, get_url, headers, key | nil, message
-** signer:slot(...) -> put_url, get_url, key: the same without the headers
-** table, which the module does not need and which costs a tenth of a slot.
-** options: now (Unix seconds), id (instead of a random UUID), and for
-** presigned GETs the headers S3 should answer with: disposition
-** (response-content-disposition) and response_type (response-content-type).
+** signer:slot(prefix, filename, size [, content_type [, options]]) -> put_url, get_url, key | nil, message
+** The object key is prefix .. uuid .. "/" .. filename. The PUT URL signs
+** Content-Length and, when given, Content-Type. options: now (Unix seconds),
+** id (instead of a random UUID), get_expires (a presigned GET URL valid that
+** long instead of a public one), and for presigned GETs the headers S3
+** should answer with: disposition (response-content-disposition) and
+** response_type (response-content-type).
 */
-static int presign(lua_State *L, int with_headers)
+static int l_slot(lua_State *L)
 {
 	struct signer *s = check_signer(L);
-	size_t name_len, type_len = 0;
-	const char *name = luaL_checklstring(L, 2, &name_len);
-	luaL_checktype(L, 3, LUA_TNUMBER);
-	lua_Integer size = luaL_checkinteger(L, 3);
-	const char *type = luaL_optlstring(L, 4, "", &type_len);
+	struct sigv4_str prefix, name, type = { "", 0 };
+	prefix.ptr = luaL_checklstring(L, 2, &prefix.len);
+	name.ptr = luaL_checklstring(L, 3, &name.len);
+	luaL_checktype(L, 4, LUA_TNUMBER);
+	lua_Integer size = luaL_checkinteger(L, 4);
+	type.ptr = luaL_optlstring(L, 5, "", &type.len);
 	struct slot_options o;
-	char length[SIGV4_DECIMAL_LEN], *key = s->key;
-	size_t key_len = s->key_head_len, url_len, get_len, get_wipe_from = 0;
-	int status;
+	char length[SIGV4_DECIMAL_LEN];
+	size_t key_len, url_len;
 
-	read_options(L, 5, &o);
-	if (size < 0 || size > MAX_OBJECT_SIZE)
-		return fail(L, "size", "must be 0..5368709120 bytes");
-	if (name_len == 0 || name_len > SIGV4_MAX_KEY)
-		return fail(L, "filename", "must be 1..1024 bytes");
+	read_slot_options(L, 6, &o);
+	if (size < 0)
+		return fail(L, "size", "must not be negative");
+	if (o.get_expires != 0 && !expires_ok(o.get_expires))
+		return fail(L, "get_expires", "must be 1..604800 seconds");
 	if (o.id.len > UUID_LEN)
-		return fail(L, "id", "too long");
-	if (o.id.len == 0) {
-		if (!new_uuid(s, key + key_len))   /* in place; its NUL becomes the '/' below */
-			return fail(L, "id", "no random bytes available");
-		key_len += UUID_LEN;
-	} else {
-		memcpy(key + key_len, o.id.ptr, o.id.len);
-		key_len += o.id.len;
-	}
-	key[key_len++] = '/';
-	memcpy(key + key_len, name, name_len);
-	key_len += name_len;
-	if (key_len > SIGV4_MAX_KEY)
-		return fail(L, "filename", "object key longer than 1024 bytes");
+		return fail(L, "id", "longer than a UUID");
+	if (!build_key(s, prefix, o.id, name, &key_len))
+		return fail(L, "filename", "object key longer than 1024 bytes, or no random bytes for its id");
 
-	struct sigv4_pair headers[2];
-	size_t n_headers = upload_headers(headers, length, size, (struct sigv4_str){ type, type_len });
-	struct sigv4_request put = {
-		{ "PUT", 3 }, { key, key_len }, headers, n_headers, NULL, 0, o.now, s->put_expires
+	struct sigv4_str key = { s->key, key_len };
+	struct sigv4_pair headers[2] = {
+		{ { "content-length", 14 }, { length, sigv4_decimal(length, (uint64_t)size) } },
+		{ { "content-type", 12 }, type },
 	};
-	status = sigv4_presign(s->url, sizeof s->url, &url_len, &s->core, &put, s->creq, sizeof s->creq, NULL);
+	struct sigv4_request put = {
+		.method = { "PUT", 3 }, .key = key, .headers = headers, .header_count = type.len ? 2 : 1, .now = o.now
+	};
+	int status = sigv4_presign(core(s), &put, s->put_expires, s->url, sizeof s->url, &url_len, s->creq,
+	                           sizeof s->creq, NULL);
 	if (status != SIGV4_OK)
-		return fail(L, "presign", status_message(status));
+		return fail(L, "presign", status == SIGV4_EINVAL ? "invalid filename or content type" : sigv4_strerror(status));
+	pushed_wiped(L, s->url, url_len);
 
-	if (s->get_expires) {
+	if (o.get_expires) {
 		struct sigv4_pair query[2];
 		size_t n_query = 0;
 		if (o.disposition.len)
@@ -324,132 +389,180 @@ static int presign(lua_State *L, int with_headers)
 		if (o.response_type.len)
 			query[n_query++] = (struct sigv4_pair){ { "response-content-type", 21 }, o.response_type };
 		struct sigv4_request get = {
-			{ "GET", 3 }, { key, key_len }, NULL, 0, query, n_query, o.now, s->get_expires
+			.method = { "GET", 3 }, .key = key, .query = query, .query_count = n_query, .now = o.now
 		};
-		status = sigv4_presign(s->get_url, sizeof s->get_url, &get_len, &s->core, &get, s->creq,
+		status = sigv4_presign(core(s), &get, (uint32_t)o.get_expires, s->url, sizeof s->url, &url_len, s->creq,
 		                       sizeof s->creq, NULL);
-		if (status != SIGV4_OK)
-			return fail(L, "presign", status_message(status));
 	} else {
-		/* public: after the base and '/', the key as the PUT URL already has it encoded */
-		struct sigv4_str encoded = sigv4_url_key(&s->core, s->url, url_len);
-		get_wipe_from = s->get_base_len + 1;
-		get_len = get_wipe_from + encoded.len;
-		if (get_len > sizeof s->get_url)
-			return fail(L, "get_url", "too long");
-		memcpy(s->get_url + get_wipe_from, encoded.ptr, encoded.len);
+		status = public_url(s, key, &url_len);
 	}
-
-	lua_pushlstring(L, s->url, url_len);
-	lua_pushlstring(L, s->get_url, get_len);
-	if (with_headers) {
-		lua_createtable(L, 0, 2);
-		lua_pushvalue(L, UPVALUE_CONTENT_LENGTH);
-		lua_pushlstring(L, length, headers[0].value.len);
-		lua_rawset(L, -3);
-		if (type_len) {
-			lua_pushvalue(L, UPVALUE_CONTENT_TYPE);
-			lua_pushvalue(L, 4);
-			lua_rawset(L, -3);
-		}
-	}
-	lua_pushlstring(L, key, key_len);
-	/* the URLs are credentials until they expire: leave no copy behind (the base is public) */
-	sigv4_wipe(s->url, url_len);
-	sigv4_wipe(s->get_url + get_wipe_from, get_len - get_wipe_from);
-	return with_headers ? 4 : 3;
+	if (status != SIGV4_OK)
+		return fail(L, "get", sigv4_strerror(status));
+	pushed_wiped(L, s->url, url_len);
+	lua_pushlstring(L, s->key, key_len);
+	return 3;
 }
 
-static int l_presign(lua_State *L)
+/* ---- any request ------------------------------------------------------------------- */
+
+struct request_options {
+	struct sigv4_request r;
+	struct sigv4_pair headers[SIGV4_MAX_PAIRS], query[SIGV4_MAX_PAIRS];
+	struct sigv4_str body;
+	lua_Integer expires;
+	int trace;
+};
+
+/*
+** method, key and an options table from argument 2 on: now, headers, query,
+** expires, body (its SHA-256 is signed; absent: an unsigned payload), trace
+*/
+static void read_request(lua_State *L, struct signer *s, struct request_options *o)
 {
-	return presign(L, 1);
+	o->r.method.ptr = luaL_checklstring(L, 2, &o->r.method.len);
+	o->r.key.ptr = luaL_checklstring(L, 3, &o->r.key.len);
+	o->r.now = (int64_t)time(NULL);
+	o->r.header_count = o->r.query_count = 0;
+	o->r.headers = o->headers;
+	o->r.query = o->query;
+	o->r.payload = NULL;
+	o->expires = s->put_expires;
+	o->trace = 0;
+	if (lua_isnoneornil(L, 4))
+		return;
+	luaL_checktype(L, 4, LUA_TTABLE);
+	o->r.now = opt_integer(L, 4, "now", o->r.now);
+	o->expires = opt_integer(L, 4, "expires", o->expires);
+	if (lua_getfield(L, 4, "body") != LUA_TNIL) {
+		o->body.ptr = luaL_checklstring(L, -1, &o->body.len);   /* stays on the stack */
+		o->r.payload = &o->body;
+	}
+	o->trace = opt_boolean(L, 4, "trace", 0);
+	o->r.header_count = opt_pairs(L, 4, "headers", o->headers);
+	o->r.query_count = opt_pairs(L, 4, "query", o->query);
 }
 
-static int l_slot(lua_State *L)
+static int request_failure(lua_State *L, const char *what, int status)
 {
-	return presign(L, 0);
+	return fail(L, what, status == SIGV4_EINVAL ? "invalid method, key, header or query parameter"
+	                                            : sigv4_strerror(status));
 }
 
 /*
-** signer:sign(method, key [, options]) -> url [, canonical_request] | nil, message
-** A presigned URL for any method on an object key as presign() makes them, for
-** tools such as "prosodyctl mod_http_upload_s3 check". options: now, expires
-** (default: the PUT lifetime), content_length and content_type (signed when
-** given), trace (also return the canonical request; it holds no secret).
+** signer:presign(method, key [, options]) -> url [, canonical_request] | nil, message
+** A presigned URL for any method and key (empty: the bucket), for tools such
+** as "prosodyctl mod_http_upload_s3 check". options: now, expires (default:
+** the PUT lifetime), headers and query ({ name = value }, signed), body
+** (its SHA-256 is signed; absent: an unsigned payload, as S3 takes), trace
+** (also return the canonical request; it holds no secret).
 */
-static int l_sign(lua_State *L)
+static int l_presign(lua_State *L)
 {
 	struct signer *s = check_signer(L);
-	struct sigv4_str method, key, type = { "", 0 };
-	char length[SIGV4_DECIMAL_LEN];
+	struct request_options o;
 	size_t url_len, creq_len;
-	int64_t now = (int64_t)time(NULL);
-	lua_Integer expires = s->put_expires, content_length = -1;
-	int trace = 0;
 
-	method.ptr = luaL_checklstring(L, 2, &method.len);
-	key.ptr = luaL_checklstring(L, 3, &key.len);
-	if (!lua_isnoneornil(L, 4)) {
-		luaL_checktype(L, 4, LUA_TTABLE);
-		now = opt_integer(L, 4, "now", now);
-		expires = opt_integer(L, 4, "expires", expires);
-		content_length = opt_integer(L, 4, "content_length", -1);
-		type = opt_string(L, 4, "content_type");
-		trace = opt_boolean(L, 4, "trace");
-	}
-	if (!expires_ok(expires))
+	read_request(L, s, &o);
+	if (!expires_ok(o.expires))
 		return fail(L, "expires", "must be 1..604800 seconds");
-	if (content_length < -1 || content_length > MAX_OBJECT_SIZE)
-		return fail(L, "content_length", "must be 0..5368709120 bytes");
-
-	struct sigv4_pair headers[2];
-	size_t n_headers = upload_headers(headers, length, content_length, type);
-	struct sigv4_request r = { method, key, headers, n_headers, NULL, 0, now, (uint32_t)expires };
-	int status = sigv4_presign(s->url, sizeof s->url, &url_len, &s->core, &r, s->creq, sizeof s->creq, &creq_len);
+	int status = sigv4_presign(core(s), &o.r, (uint32_t)o.expires, s->url, sizeof s->url, &url_len, s->creq,
+	                           sizeof s->creq, &creq_len);
 	if (status != SIGV4_OK)
-		return fail(L, "sign", status == SIGV4_EINVAL ? "invalid method or key" : sigv4_strerror(status));
-	lua_pushlstring(L, s->url, url_len);
-	sigv4_wipe(s->url, url_len);
-	if (!trace)
+		return request_failure(L, "presign", status);
+	pushed_wiped(L, s->url, url_len);
+	if (!o.trace)
 		return 1;
 	lua_pushlstring(L, s->creq, creq_len);
 	return 2;
 }
 
-/* s3sign.uri_encode(s) -> s with every byte but A-Za-z0-9-._~ as %XX (for RFC 8187 filename*) */
+/*
+** signer:authorize(method, key [, options]) -> url, headers [, canonical_request] | nil, message
+** A request signed in its headers: the URL to send it to, and the headers
+** to add to the request's own ({ ["X-Amz-Date"] = ..., Authorization = ... }).
+** options as for presign but expires.
+*/
+static int l_authorize(lua_State *L)
+{
+	struct signer *s = check_signer(L);
+	struct request_options o;
+	struct sigv4_auth_headers h;
+	size_t url_len, creq_len;
+
+	read_request(L, s, &o);
+	int status = sigv4_authorize(core(s), &o.r, s->url, sizeof s->url, &url_len, &h, s->creq,
+	                             sizeof s->creq, &creq_len);
+	if (status != SIGV4_OK) {
+		sigv4_wipe(&h, sizeof h);
+		return request_failure(L, "authorize", status);
+	}
+	pushed_wiped(L, s->url, url_len);
+	lua_createtable(L, 0, (int)h.count);
+	for (size_t i = 0; i < h.count; i++) {
+		lua_pushlstring(L, h.header[i].name.ptr, h.header[i].name.len);
+		lua_pushlstring(L, h.header[i].value.ptr, h.header[i].value.len);
+		lua_rawset(L, -3);
+	}
+	sigv4_wipe(&h, sizeof h);   /* the token and the Authorization value are credentials */
+	if (!o.trace)
+		return 2;
+	lua_pushlstring(L, s->creq, creq_len);
+	return 3;
+}
+
+/* ---- module functions --------------------------------------------------------------- */
+
+/* s3sign.uri_encode(s [, keep_slash]) -> s with every byte but A-Za-z0-9-._~ (and '/') as %XX */
 static int l_uri_encode(lua_State *L)
 {
 	struct sigv4_str src;
 	size_t n;
 	src.ptr = luaL_checklstring(L, 1, &src.len);
+	int keep_slash = lua_toboolean(L, 2);
 	luaL_Buffer b;
 	char *dst = luaL_buffinitsize(L, &b, 3 * src.len + 1);
-	sigv4_uri_encode(dst, 3 * src.len + 1, &n, src, 0);
+	sigv4_uri_encode(dst, 3 * src.len + 1, &n, src, keep_slash);
 	luaL_pushresultsize(&b, n);
+	return 1;
+}
+
+/* s3sign.parse_endpoint(url) -> { scheme =, host = "host[:port]", ip = bool } | nil, message */
+static int l_parse_endpoint(lua_State *L)
+{
+	struct sigv4_str text;
+	struct sigv4_endpoint e;
+	const char *why;
+	text.ptr = luaL_checklstring(L, 1, &text.len);
+	if (sigv4_parse_endpoint(&e, text, &why) != SIGV4_OK)
+		return luaL_pushfail(L), lua_pushstring(L, why), 2;
+	lua_createtable(L, 0, 3);
+	lua_pushstring(L, e.https ? "https" : "http");
+	lua_setfield(L, -2, "scheme");
+	lua_pushlstring(L, e.host, e.host_len);
+	lua_setfield(L, -2, "host");
+	lua_pushboolean(L, e.ip_literal);
+	lua_setfield(L, -2, "ip");
 	return 1;
 }
 
 static int l_close(lua_State *L)
 {
-	struct signer *s = luaL_checkudata(L, 1, SIGNER_MT);
-	wipe_signer(s);
+	close_signer(luaL_checkudata(L, 1, SIGNER_MT));
 	return 0;
 }
 
 static int l_tostring(lua_State *L)
 {
 	struct signer *s = luaL_checkudata(L, 1, SIGNER_MT);
-	if (s->closed)
-		lua_pushstring(L, SIGNER_MT " (closed)");
-	else
-		lua_pushfstring(L, SIGNER_MT " (bucket %s, region %s)", s->core.bucket, s->core.region);
+	lua_pushstring(L, s->closed ? SIGNER_MT " (closed)" : SIGNER_MT);
 	return 1;
 }
 
 static const luaL_Reg signer_methods[] = {
-	{ "presign", l_presign },
 	{ "slot", l_slot },
-	{ "sign", l_sign },
+	{ "presign", l_presign },
+	{ "authorize", l_authorize },
+	{ "set_credentials", l_set_credentials },
 	{ "close", l_close },
 	{ NULL, NULL }
 };
@@ -465,8 +578,30 @@ static const luaL_Reg signer_metamethods[] = {
 static const luaL_Reg functions[] = {
 	{ "new", l_new },
 	{ "uri_encode", l_uri_encode },
+	{ "parse_endpoint", l_parse_endpoint },
 	{ NULL, NULL }
 };
+
+/* The core's limits, for the Lua side to check options against (defined once, in sigv4.h). */
+static void push_limits(lua_State *L)
+{
+	static const struct { const char *name; lua_Integer value; } limits[] = {
+		{ "expires", SIGV4_MAX_EXPIRES },
+		{ "key", SIGV4_MAX_KEY },
+		{ "bucket", SIGV4_MAX_BUCKET },
+		{ "access_key_id", SIGV4_MAX_ACCESS_KEY_ID },
+		{ "secret_key", SIGV4_MAX_SECRET_KEY },
+		{ "session_token", SIGV4_MAX_SESSION_TOKEN },
+		{ "region", SIGV4_MAX_REGION },
+		{ "get_url", MAX_GET_BASE - 1 },
+		{ "id", UUID_LEN },
+	};
+	lua_createtable(L, 0, sizeof limits / sizeof *limits);
+	for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {
+		lua_pushinteger(L, limits[i].value);
+		lua_setfield(L, -2, limits[i].name);
+	}
+}
 
 S3SIGN_EXPORT int luaopen_s3sign(lua_State *L);
 S3SIGN_EXPORT int luaopen_s3sign(lua_State *L)
@@ -480,13 +615,13 @@ S3SIGN_EXPORT int luaopen_s3sign(lua_State *L)
 	luaL_setfuncs(L, signer_metamethods, 0);
 	luaL_newlibtable(L, signer_methods);
 	lua_pushvalue(L, -2);
-	lua_pushliteral(L, "Content-Length");
-	lua_pushliteral(L, "Content-Type");
-	luaL_setfuncs(L, signer_methods, METHOD_UPVALUES);
+	luaL_setfuncs(L, signer_methods, 1);
 	lua_setfield(L, -2, "__index");
 	lua_pop(L, 1);
 	luaL_newlib(L, functions);
 	lua_pushliteral(L, VERSION);
 	lua_setfield(L, -2, "_VERSION");
+	push_limits(L);
+	lua_setfield(L, -2, "limits");
 	return 1;
 }

@@ -104,8 +104,9 @@ class Client:
         return None
 
     def request_slot(self, service, filename, size, content_type=None, ns=NS, iq_type="get", sender=None,
-                     extra_child=None):
-        """(put_url, get_url, put_headers) or raise SlotError. A field given as None is left out."""
+                     extra_child=None, children=()):
+        """(put_url, get_url, put_headers) or raise SlotError. A field given as None is left out;
+        children go inside the <request/> (an upload purpose), extra_child beside it."""
         request = ET.Element("{%s}request" % ns)
         fields = (("filename", filename), ("size", None if size is None else str(size)), ("content-type", content_type))
         for name, value in fields:
@@ -115,6 +116,7 @@ class Client:
                 request.set(name, value)
             else:
                 ET.SubElement(request, "{%s}%s" % (ns, name)).text = value
+        request.extend(children)
         iq = self.xmpp.make_iq(ito=service, itype=iq_type, ifrom=sender)
         iq.append(request)
         if extra_child is not None:

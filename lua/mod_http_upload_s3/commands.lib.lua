@@ -1,18 +1,26 @@
 -- prosodyctl mod_http_upload_s3 check
+-- prosodyctl mod_http_upload_s3 setup [--host HOST] [--dry-run]
 -- prosodyctl mod_http_upload_s3 presign FILENAME SIZE [TYPE] [--host HOST]
 --
 -- check: for every host that loads the module, validate its options, then make
 -- a real round trip to the bucket (presigned PUT of a probe, GET, DELETE) and
--- name the first layer that fails. Exit status 0 only when uploads will work.
--- Neither command prints a secret; presign prints URLs, which is its purpose.
+-- name the first layer that fails, then compare the bucket's policy, CORS and
+-- lifecycle rules with the options. Exit status 0 only when uploads will work.
+-- setup: write those three documents (bucket.lib.lua builds them), keeping
+-- what others put there; --dry-run shows the changes and writes nothing.
+-- No command prints a secret; presign prints URLs, which is its purpose.
 
 local configmanager = require "core.configmanager";
 local socket = require "socket";
 local http = require "socket.http";
 local ltn12 = require "ltn12";
 local s3sign = require "s3sign";
+local hashes = require "util.hashes";
+local base64 = require "util.encodings".base64;
+local json = require "util.json";
 
 local config = module:require "config";
+local bucket = module:require "bucket";
 
 local PROBE_NAME = "http_upload_s3-check.txt";
 local PROBE_BODY = "mod_http_upload_s3 check: this object may be deleted\n";
@@ -147,6 +155,147 @@ local function diagnose(what, response, err, ctx)
 	return table.concat(lines, "\n  ");
 end
 
+-- The slot options for the GET URL the module would hand out: presigned or public.
+local function get_options(cfg, options)
+	options.get_expires = cfg.presign_get and cfg.get_expires or nil;
+	return options;
+end
+
+---- the bucket's settings ------------------------------------------------------
+
+-- Per document: its subresource, what S3 answers when there is none, how the
+-- module merges it, and the permissions an IAM policy must grant for setup.
+local DOCUMENTS = {
+	{ name = "policy", none = "NoSuchBucketPolicy", merge = bucket.merge_policy,
+		permissions = "s3:GetBucketPolicy, s3:PutBucketPolicy, s3:DeleteBucketPolicy" },
+	{ name = "cors", none = "NoSuchCORSConfiguration", merge = bucket.merge_cors,
+		permissions = "s3:GetBucketCORS, s3:PutBucketCORS" },
+	{ name = "lifecycle", none = "NoSuchLifecycleConfiguration", merge = bucket.merge_lifecycle,
+		permissions = "s3:GetLifecycleConfiguration, s3:PutLifecycleConfiguration" },
+};
+
+-- A bucket-level request signed in its headers; -> response | nil, problem
+local function bucket_request(signer, method, doc, body, headers)
+	headers = headers or {};
+	headers["Content-Length"] = body and tostring(#body) or nil;   -- unsigned: LuaSocket would send chunks
+	local url, auth = signer:authorize(method, "", { query = { [doc.name] = "" }, body = body, headers = headers });
+	if not url then
+		return nil, auth;
+	end
+	for name, value in pairs(auth) do
+		headers[name] = value;
+	end
+	local response, err = request(method, url, body, headers);
+	if not response then
+		return nil, ("%s: %s"):format(failed_layer(url), err);
+	end
+	return response;
+end
+
+-- Why S3 refused a request on a document, in words an admin can act on.
+local function document_failure(doc, response)
+	local code = xml_field(response.body, "Code") or "";
+	if response.status == 501 or code == "NotImplemented" or code == "MethodNotAllowed" then
+		return ("the storage service has no %s API (HTTP %d %s): set this up in its own console"):format(
+			doc.name, response.status, code);
+	elseif code == "AccessDenied" or response.status == 403 then
+		return ("AccessDenied: the credentials lack %s on the bucket"):format(doc.permissions);
+	end
+	return ("HTTP %d %s %s"):format(response.status, code, xml_field(response.body, "Message") or "");
+end
+
+-- The bucket's document now: its text, false when it has none; nil, problem when it cannot be read.
+local function current_document(signer, doc)
+	local response, problem = bucket_request(signer, "GET", doc);
+	if not response then
+		return nil, problem;
+	elseif response.status == 404 and xml_field(response.body, "Code") == doc.none then
+		return false;
+	elseif response.status ~= 200 then
+		return nil, document_failure(doc, response);
+	end
+	return response.body;
+end
+
+-- What setup would change, per document: { doc, merged, changes, warnings } or { doc, problem }.
+local function bucket_changes(cfg, host, signer)
+	local results = {};
+	for _, doc in ipairs(DOCUMENTS) do
+		local current, problem = current_document(signer, doc);
+		if current == nil then
+			table.insert(results, { doc = doc, problem = problem });
+		else
+			local merged, changes, warnings = doc.merge(cfg, host, current or nil);
+			table.insert(results, { doc = doc, merged = merged, changes = changes, warnings = warnings });
+		end
+	end
+	return results;
+end
+
+-- Write one merged document, or delete it when nothing is left in it.
+local function write_document(signer, doc, merged)
+	local response, problem;
+	if merged == nil then
+		response, problem = bucket_request(signer, "DELETE", doc);
+	else
+		local body = type(merged) == "table" and json.encode(merged) or merged;
+		-- S3 wants a checksum of lifecycle and CORS documents; Content-MD5 is the one every provider takes
+		response, problem = bucket_request(signer, "PUT", doc, body,
+			{ ["Content-MD5"] = base64.encode(hashes.md5(body)) });
+	end
+	if not response then
+		return problem;
+	elseif response.status >= 300 then
+		return document_failure(doc, response);
+	end
+end
+
+local function setup_host(host, dry_run, print)
+	local cfg, err = host_config(host);
+	if not cfg then
+		print(("%s: configuration: FAIL: %s"):format(host, err));
+		return false;
+	end
+	local signer = assert(s3sign.new(config.signer_options(cfg)));
+	local ok, changed = true, false;
+	for _, result in ipairs(bucket_changes(cfg, host, signer)) do
+		local name = result.doc.name;
+		if result.problem then
+			print(("%s: %s: FAIL: %s"):format(host, name, result.problem));
+			ok = false;
+		else
+			for _, warning in ipairs(result.warnings) do
+				print(("%s: %s: warning: %s"):format(host, name, warning));
+			end
+			if #result.changes == 0 then
+				print(("%s: %s: unchanged"):format(host, name));
+			else
+				changed = true;
+				for _, change in ipairs(result.changes) do
+					print(("%s: %s"):format(host, change));
+				end
+				local problem = not dry_run and write_document(signer, result.doc, result.merged);
+				if problem then
+					print(("%s: %s: FAIL: %s"):format(host, name, problem));
+					ok = false;
+				elseif not dry_run then
+					print(("%s: %s: %s"):format(host, name, result.merged and "written" or "deleted"));
+				end
+			end
+		end
+	end
+	if dry_run and changed then
+		print(("%s: what this module wants of the bucket (others' statements and rules are kept):"):format(host));
+		for name, document in pairs(bucket.as_json(cfg, host)) do
+			print(("  %s: %s"):format(name, document));
+		end
+		print(("%s: dry run: nothing written"):format(host));
+	elseif not changed and ok then
+		print(("%s: the bucket is set up as the configuration says; nothing to do"):format(host));
+	end
+	return ok;
+end
+
 ---- check --------------------------------------------------------------------
 
 local function check_host(host, print)
@@ -167,13 +316,16 @@ local function check_host(host, print)
 		cfg.endpoint or "AWS", cfg.path_style and "path-style" or "virtual-hosted"));
 
 	local now = os.time();
-	local put, get, headers, key = signer:presign(PROBE_NAME, #PROBE_BODY, "text/plain", { now = now });
-	local ctx = { now = now, resource = ("arn:aws:s3:::%s/%s*"):format(cfg.bucket, cfg.prefix ~= "" and cfg.prefix .. "/" or "") };
-	ctx.canonical_request = select(2, signer:sign("PUT", key, { now = now, trace = true,
-		content_length = #PROBE_BODY, content_type = cfg.sign_content_type and "text/plain" or nil }));
+	local folder = cfg.prefix ~= "" and cfg.prefix .. "/" or "";
+	local signed = { ["content-length"] = tostring(#PROBE_BODY),
+		["content-type"] = cfg.sign_content_type and "text/plain" or nil };
+	local put, get, key = signer:slot(folder, PROBE_NAME, #PROBE_BODY, signed["content-type"],
+		get_options(cfg, { now = now }));
+	local ctx = { now = now, resource = ("arn:aws:s3:::%s/%s*"):format(cfg.bucket, folder) };
+	ctx.canonical_request = select(2, signer:presign("PUT", key, { now = now, trace = true, headers = signed }));
 
 	ctx.url = put;
-	local response, http_err = request("PUT", put, PROBE_BODY, { ["content-length"] = headers["Content-Length"],
+	local response, http_err = request("PUT", put, PROBE_BODY, { ["content-length"] = signed["content-length"],
 		["content-type"] = "text/plain" });
 	local problem = diagnose("upload", response, http_err, ctx);
 	if problem then
@@ -194,12 +346,33 @@ local function check_host(host, print)
 		print(("%s: download: ok (%s GET)"):format(host, cfg.presign_get and "presigned" or "public"));
 	end
 
-	ctx.url = signer:sign("DELETE", key);
+	ctx.url = signer:presign("DELETE", key);
 	response, http_err = request("DELETE", ctx.url);
 	if diagnose("clean-up", response, http_err, ctx) then
 		print(("%s: clean-up: the probe stays at %s (DELETE not permitted; that is fine)"):format(host, key));
 	else
 		print(("%s: clean-up: ok (probe deleted)"):format(host));
+	end
+
+	-- drift: the bucket's settings against the options (not a failure: uploads work without them)
+	local drift = 0;
+	for _, result in ipairs(bucket_changes(cfg, host, signer)) do
+		for _, line in ipairs(result.problem and { "cannot read it: " .. result.problem } or {}) do
+			print(("%s: bucket %s: %s"):format(host, result.doc.name, line));
+		end
+		for _, line in ipairs(result.changes or {}) do
+			print(("%s: bucket drift: %s"):format(host, line));
+			drift = drift + 1;
+		end
+		for _, line in ipairs(result.warnings or {}) do
+			print(("%s: bucket drift: %s"):format(host, line));
+			drift = drift + 1;
+		end
+	end
+	if drift > 0 then
+		print(("%s: bucket settings differ from the configuration: prosodyctl mod_http_upload_s3 setup fixes them"):format(host));
+	else
+		print(("%s: bucket settings: ok (policy, CORS and lifecycle as configured)"):format(host));
 	end
 	return not problem;
 end
@@ -249,7 +422,9 @@ local function presign(args, print)
 		return 1;
 	end
 	local signer = assert(s3sign.new(config.signer_options(cfg)));
-	local put, get, headers, key = signer:presign(filename, size, cfg.sign_content_type and content_type or nil);
+	local signed_type = cfg.sign_content_type and content_type or nil;
+	local put, get, key = signer:slot(cfg.prefix ~= "" and cfg.prefix .. "/" or "", filename, size, signed_type,
+		get_options(cfg, {}));
 	if not put then
 		print(("%s: %s"):format(host, get));
 		return 1;
@@ -258,22 +433,52 @@ local function presign(args, print)
 	print("PUT: " .. put);
 	print("GET: " .. get);
 	print("headers the PUT must carry:");
-	for _, name in ipairs({ "Content-Length", "Content-Type" }) do
-		if headers[name] then
-			print(("  %s: %s"):format(name, headers[name]));
-		end
+	print(("  Content-Length: %d"):format(size));
+	if signed_type then
+		print(("  Content-Type: %s"):format(signed_type));
 	end
 	print(("try: curl -T FILE%s '%s'"):format(content_type and (" -H 'Content-Type: %s'"):format(content_type) or "", put));
 	return 0;
 end
 
-local commands = { check = check, presign = presign };
+---- setup --------------------------------------------------------------------
+
+local function setup(args, print)
+	local host, dry_run;
+	local i = 1;
+	while args[i] do
+		if args[i] == "--dry-run" then
+			dry_run = true;
+		elseif args[i] == "--host" and args[i + 1] then
+			host, i = args[i + 1], i + 1;
+		else
+			print("usage: prosodyctl mod_http_upload_s3 setup [--host HOST] [--dry-run]");
+			return 1;
+		end
+		i = i + 1;
+	end
+	local hosts = host and { host } or module_hosts();
+	if #hosts == 0 then
+		print("no host in the configuration loads http_upload_s3");
+		return 1;
+	end
+	local failures = 0;
+	for _, h in ipairs(hosts) do
+		if not setup_host(h, dry_run, print) then
+			failures = failures + 1;
+		end
+	end
+	return failures == 0 and 0 or 1;
+end
+
+local commands = { check = check, presign = presign, setup = setup };
 
 -- module.command for prosodyctl: arg is { command, args... }
 local function run(arg, print)
 	local command = commands[arg[1] or ""];
 	if not command then
 		print("usage: prosodyctl mod_http_upload_s3 check");
+		print("       prosodyctl mod_http_upload_s3 setup [--host HOST] [--dry-run]");
 		print("       prosodyctl mod_http_upload_s3 presign FILENAME SIZE [CONTENT-TYPE] [--host HOST]");
 		return 1;
 	end

@@ -6,11 +6,16 @@
 --     env.getenv(name), env.read_file(path) -> string | nil, err, env.parse_duration("5 minutes") -> 300
 --   On a bad option, config.read raises { option = "http_upload_s3_<name>", problem = ... };
 --   config.load(get) reads the process's environment and returns nil, "<option> <problem>" instead.
+-- What the signing library checks (endpoints, lengths, characters) it checks
+-- for this file too, through s3sign.parse_endpoint and a trial s3sign.new.
+
+local s3sign = require "s3sign";
 
 local PREFIX = "http_upload_s3_";
 local MIB = 1024 * 1024;
 local MAX_SINGLE_PUT = 5 * 1024 * MIB; -- S3 refuses larger single PUTs
-local MAX_EXPIRES = 604800;            -- S3 refuses presigned URLs valid longer than 7 days
+local MAX_EXPIRES = s3sign.limits.expires;
+local MAX_PATH = 255;                  -- bytes: leaves a file name room in S3's 1024-byte keys
 
 local function refuse(name, problem, ...)
 	error({ option = PREFIX .. name, problem = problem:format(...) }, 0);
@@ -52,6 +57,33 @@ local function period(get, env, name, default, min, max)
 	return integer(function () return value; end, name, default, min, max);
 end
 
+-- How long files are kept, as whole days (S3 lifecycle rules count days), or
+-- false to keep them: seconds, a period on Prosody 13 ("30 days"), and on
+-- 0.12 days or weeks ("30 days", "1 week").
+local DAY = 86400;
+local function retention(get, env, name, default)
+	local value = get(name);
+	if value == nil then
+		value = default;
+	end
+	if value == false then
+		return false;
+	elseif type(value) == "string" then
+		local n, unit = value:match("^%s*(%d+)%s*(%a+)%s*$");
+		local fallback = ({ day = DAY, days = DAY, week = 7 * DAY, weeks = 7 * DAY })[unit or ""];
+		local parsed = env.parse_duration and env.parse_duration(value) or (fallback and tonumber(n) * fallback);
+		if not parsed then
+			refuse(name, "must be false, seconds or a period such as \"30 days\"");
+		end
+		value = parsed;
+	end
+	local seconds = math.tointeger(value);
+	if not seconds or seconds < 1 then
+		refuse(name, "must be false, seconds or a period such as \"30 days\"");
+	end
+	return (seconds + DAY - 1) // DAY;
+end
+
 -- A per-user limit: a whole number from min, or false for none (math.huge).
 local function limit(get, name, default, min)
 	if get(name) == false then
@@ -80,6 +112,27 @@ local function set(get, name, default)
 	return s;
 end
 
+-- Web origins for the bucket's CORS rule: a list, in order, or false for no rule.
+local function origins(get, name, default)
+	local value = get(name);
+	if value == false then
+		return false;
+	elseif value == nil then
+		return default;
+	elseif type(value) == "string" then
+		value = { value };
+	end
+	if type(value) ~= "table" or #value == 0 then
+		refuse(name, "must be a list of web origins such as \"https://chat.example.org\", or false");
+	end
+	for _, origin in ipairs(value) do
+		if type(origin) ~= "string" or not (origin == "*" or origin:find("^https?://[%w.-]+[:%d]*$")) then
+			refuse(name, "must be a list of web origins such as \"https://chat.example.org\", or false");
+		end
+	end
+	return value;
+end
+
 -- AWS region names: eu-west-2, us-gov-west-1, ap-southeast-3, cn-north-1 ...
 local function is_aws_region(region)
 	return region:find("^%l%l%-[%l%-]+%-%d+$") ~= nil;
@@ -98,27 +151,12 @@ local function is_legacy_bucket(bucket)
 	return #bucket >= 1 and #bucket <= 255 and bucket:find("^[%w._-]+$") ~= nil;
 end
 
-local function parse_endpoint(endpoint)
-	local scheme, authority, rest = endpoint:match("^(https?)://([^/?#]*)(.*)$");
-	if not scheme or authority == "" or authority:find("@", 1, true) or (rest ~= "" and rest ~= "/") then
-		return nil;
-	end
-	local host, port = authority:match("^(%[[%x:.]+%])(.*)$");
-	if not host then
-		host, port = authority:match("^([%w.-]+)(.*)$");
-	end
-	if not host or not (port == "" or port:find("^:%d+$")) then
-		return nil;
-	end
-	return scheme, host;
-end
-
 -- "http_uploads", "/http_uploads/" -> "http_uploads"; refuses dot and empty segments.
 local function clean_path(path)
 	path = path:gsub("^/+", ""):gsub("/+$", "");
 	if path == "" then
 		return "";
-	elseif #path > 255 or not utf8.len(path) or path:find("[%c\\]") then
+	elseif #path > MAX_PATH or not utf8.len(path) or path:find("[%c\\]") then
 		return nil;
 	end
 	for segment in (path .. "/"):gmatch("([^/]*)/") do
@@ -152,6 +190,104 @@ local function credential(get, env, name, env_name, warnings)
 	return from_env ~= "" and from_env or nil;
 end
 
+-- The s3sign.new{} table for a checked configuration.
+local function signer_options(cfg)
+	return {
+		access_key_id = cfg.access_key_id;
+		secret_key = cfg.secret_key;
+		session_token = cfg.session_token;
+		region = cfg.region;
+		bucket = cfg.bucket;
+		endpoint = cfg.endpoint;
+		path_style = cfg.path_style;
+		put_expires = cfg.put_expires;
+		get_url = cfg.get_url;
+	};
+end
+
+-- The option behind each field that s3sign.new names in a refusal.
+local SIGNER_FIELDS = {
+	access_key_id = "access_id", secret_key = "secret_key", session_token = "session_token",
+	region = "region", bucket = "bucket", endpoint = "endpoint", put_expires = "expires", get_url = "get_url",
+};
+
+-- XEP-0363 upload purposes. message is always on, with the options above;
+-- each other one, when listed in http_upload_s3_purposes, takes its own
+-- http_upload_s3_<purpose>_<option>, defaulting as below.
+local PURPOSES = { "message", "profile", "ephemeral", "permanent" };
+
+local function purpose_defaults(name, message)
+	if name == "profile" then   -- avatars: small, kept, public
+		return { file_size_limit = MIB, daily_quota = 5 * MIB, expires_after = false, presign_get = false };
+	elseif name == "ephemeral" then   -- gone at expire-before: never public, always deleted
+		return { file_size_limit = message.file_size_limit, daily_quota = message.daily_quota, expires_after = 7 * DAY };
+	end
+	return { file_size_limit = message.file_size_limit, daily_quota = message.daily_quota, expires_after = false,
+		presign_get = message.presign_get };
+end
+
+-- Whether one prefix contains the other: then a lifecycle rule or a policy of one would reach the other.
+local function overlap(a, b)
+	return a:sub(1, #b) == b or b:sub(1, #a) == a;
+end
+
+local function read_purposes(get, env, cfg, warnings)
+	local message = {
+		name = "message", path = cfg.prefix, file_size_limit = cfg.file_size_limit, daily_quota = cfg.daily_quota,
+		expires_after = retention(get, env, "expires_after", 7 * DAY), presign_get = cfg.presign_get,
+	};
+	cfg.purposes, cfg.purpose_list = { message = message }, { message };
+	local known = {};
+	for _, name in ipairs(PURPOSES) do known[name] = true; end
+	for name in pairs(set(get, "purposes", {})) do
+		if not known[name] then
+			refuse("purposes", "has \"%s\"; the purposes are %s", name, table.concat(PURPOSES, ", "));
+		end
+	end
+	local enabled = set(get, "purposes", {});
+	for _, name in ipairs(PURPOSES) do
+		if name ~= "message" and enabled[name] then
+			local d = purpose_defaults(name, message);
+			local function option(o) return get(name .. "_" .. o); end
+			local p = { name = name };
+			p.path = clean_path(typed(option, "path", "string", cfg.prefix ~= "" and cfg.prefix .. "_" .. name or name));
+			if not p.path or p.path == "" then
+				refuse(name .. "_path", "must be a folder like \"http_uploads_%s\"", name);
+			end
+			p.file_size_limit = integer(option, "file_size_limit", d.file_size_limit, 1, MAX_SINGLE_PUT);
+			p.daily_quota = limit(option, "daily_quota", d.daily_quota, 0);
+			p.expires_after = retention(option, env, "expires_after", d.expires_after);
+			if name == "ephemeral" then
+				if not p.expires_after then
+					refuse(name .. "_expires_after", "must be a period: ephemeral files are always deleted");
+				end
+				p.presign_get = true;   -- their download URLs expire at expire-before
+			else
+				p.presign_get = typed(option, "presign_get", "boolean", d.presign_get);
+			end
+			cfg.purposes[name] = p;
+			table.insert(cfg.purpose_list, p);
+		end
+	end
+	if #cfg.purpose_list > 1 and cfg.prefix == "" then
+		refuse("path", "must name a folder when purposes are enabled: at the bucket's root message files "
+			.. "would share every other purpose's prefix");
+	end
+	for i, p in ipairs(cfg.purpose_list) do
+		p.key_prefix = p.path ~= "" and p.path .. "/" or "";
+		for j = 1, i - 1 do
+			local q = cfg.purpose_list[j];
+			if overlap(p.key_prefix, q.key_prefix) then
+				refuse(p.name .. "_path", "\"%s\" and the %s folder \"%s\" contain one another: "
+					.. "lifecycle rules and policies could not tell them apart", p.path, q.name, q.path);
+			end
+		end
+	end
+	if message.expires_after == false then
+		table.insert(warnings, "message uploads are kept forever (" .. PREFIX .. "expires_after = false)");
+	end
+end
+
 local function read(get, env)
 	local warnings = {};
 	local cfg = {};
@@ -169,12 +305,12 @@ local function read(get, env)
 	end
 
 	cfg.endpoint = typed(get, "endpoint", "string");
-	local scheme, host = "https", nil;
+	local endpoint = { scheme = "https", ip = false };
 	if cfg.endpoint then
-		scheme, host = parse_endpoint(cfg.endpoint);
-		if not scheme then
+		endpoint = s3sign.parse_endpoint(cfg.endpoint);
+		if not endpoint then
 			refuse("endpoint", "must be http(s)://host[:port], without a path, query or user name");
-		elseif scheme == "http" then
+		elseif endpoint.scheme == "http" then
 			table.insert(warnings, PREFIX .. "endpoint is plain http: most clients refuse http:// upload URLs");
 		end
 	end
@@ -198,18 +334,18 @@ local function read(get, env)
 	elseif not cfg.path_style and not is_dns_bucket(cfg.bucket) then
 		cfg.path_style = true;
 		table.insert(warnings, ("bucket \"%s\" cannot be part of a host name: using path-style URLs"):format(cfg.bucket));
-	elseif not cfg.path_style and scheme == "https" and cfg.bucket:find(".", 1, true) then
+	elseif not cfg.path_style and endpoint.scheme == "https" and cfg.bucket:find(".", 1, true) then
 		cfg.path_style = true;
 		table.insert(warnings, ("bucket \"%s\" has dots, which break TLS for bucket.host: using path-style URLs")
 			:format(cfg.bucket));
 	end
-	if not cfg.path_style and host and host:find("^%[") then
+	if not cfg.path_style and endpoint.ip then
 		refuse("path_style", "must be true with an IP address endpoint");
 	end
 
 	cfg.prefix = clean_path(typed(get, "path", "string", ""));
 	if not cfg.prefix then
-		refuse("path", "must be a folder like \"http_uploads\": no empty, '.' or '..' parts, at most 255 bytes");
+		refuse("path", "must be a folder like \"http_uploads\": no empty, '.' or '..' parts, at most %d bytes", MAX_PATH);
 	end
 
 	cfg.file_size_limit = integer(get, "file_size_limit", 100 * MIB, 1, MAX_SINGLE_PUT);
@@ -217,7 +353,7 @@ local function read(get, env)
 	cfg.presign_get = typed(get, "presign_get", "boolean", false);
 	cfg.get_expires = period(get, env, "get_expires", MAX_EXPIRES, 1, MAX_EXPIRES);
 	cfg.get_url = typed(get, "get_url", "string");
-	if cfg.get_url and not parse_endpoint(cfg.get_url:gsub("^(https?://[^/]*).*$", "%1")) then
+	if cfg.get_url and not s3sign.parse_endpoint((cfg.get_url:gsub("^(https?://[^/]*).*$", "%1"))) then
 		refuse("get_url", "must be an http(s) URL");
 	elseif cfg.get_url and cfg.presign_get then
 		refuse("get_url", "cannot be combined with %spresign_get", PREFIX);
@@ -233,6 +369,17 @@ local function read(get, env)
 	cfg.rate_limit = limit(get, "rate_limit", 60, 1);
 	cfg.allowed_file_types = set(get, "allowed_file_types", {});
 	cfg.safe_file_types = set(get, "safe_file_types", { "image/*", "video/*", "audio/*", "text/plain" });
+	cfg.cors_origins = origins(get, "cors_origins", { "*" });
+
+	read_purposes(get, env, cfg, warnings);
+
+	-- what only the library can tell: lengths and characters of credentials, region, bucket
+	local trial, problem = s3sign.new(signer_options(cfg));
+	if not trial then
+		local field, why = problem:match("^([%w_]+): (.*)$");
+		refuse(SIGNER_FIELDS[field] or "access_id", "%s", why or problem);
+	end
+	trial:close();
 	return cfg, warnings;
 end
 
@@ -257,23 +404,6 @@ local function load(get, env)
 		return nil, type(cfg) == "table" and (cfg.option .. " " .. cfg.problem) or tostring(cfg);
 	end
 	return cfg, warnings;
-end
-
--- The s3sign.new{} table for a checked configuration.
-local function signer_options(cfg)
-	return {
-		access_key_id = cfg.access_key_id;
-		secret_key = cfg.secret_key;
-		session_token = cfg.session_token;
-		region = cfg.region;
-		bucket = cfg.bucket;
-		endpoint = cfg.endpoint;
-		path_style = cfg.path_style;
-		prefix = cfg.prefix;
-		put_expires = cfg.put_expires;
-		get_expires = cfg.presign_get and cfg.get_expires or nil;
-		get_url = cfg.get_url;
-	};
 end
 
 return {

@@ -7,9 +7,8 @@
 local st = require "util.stanza";
 local errors = require "util.error";
 local dataform = require "util.dataforms".new;
-local datetime = require "util.datetime".datetime;
+local datetime = require "util.datetime";
 local jid = require "util.jid";
-local cache = require "util.cache";
 local configmanager = require "core.configmanager";
 local gettime = require "socket".gettime;
 local s3sign = require "s3sign";
@@ -17,7 +16,7 @@ local s3sign = require "s3sign";
 local config = module:require "config";
 
 if module.host == "*" then
-	-- loaded by prosodyctl for "prosodyctl mod_http_upload_s3 check|presign"
+	-- loaded by prosodyctl for "prosodyctl mod_http_upload_s3 check|presign|setup"
 	local commands = module:require "commands";
 	function module.command(arg)
 		return commands.run(arg, print);
@@ -26,7 +25,8 @@ if module.host == "*" then
 end
 
 local request = module:require "request";
-local NS, NS_LEGACY = request.NS, request.NS_LEGACY;
+local rules = module:require "rules";
+local NS, NS_LEGACY, NS_PURPOSE = request.NS, request.NS_LEGACY, request.NS_PURPOSE;
 
 local cfg, warnings = config.load(function (name)
 	return module:get_option("http_upload_s3_" .. name);
@@ -39,6 +39,7 @@ for _, warning in ipairs(warnings) do
 end
 
 local signer = assert(s3sign.new(config.signer_options(cfg)));
+local upload_rules = rules.new(cfg, module:open_store("upload_quota"));
 
 -- Whose users may upload: the host's own, or a component's parent host's.
 local users_host = module:get_host_type() == "component" and module.host:match("^[^.]+%.(.+)$") or module.host;
@@ -52,18 +53,22 @@ for _, ns in ipairs({ NS, NS_LEGACY }) do
 		{ name = "max-file-size", type = "text-single", datatype = "xs:integer" },
 	}:form({ ["max-file-size"] = tostring(cfg.file_size_limit) }, "result"));
 end
+for _, purpose in ipairs(cfg.purpose_list) do
+	module:add_feature(NS_PURPOSE .. "#" .. purpose.name);
+end
 
 -- Every reply the module can send, once per namespace (its elements live in it).
 local function error_registry(ns)
 	return errors.init(module.name, ns, {
 		access = { type = "auth", condition = "forbidden", text = "Only local users may upload files" };
+		request = { type = "modify", condition = "bad-request", text = "Malformed upload request" };
 		filename = { type = "modify", condition = "bad-request", text = "Invalid file name" };
 		filesize = { type = "modify", condition = "bad-request", text = "File size must be a whole number of bytes" };
 		filetype = { type = "modify", condition = "bad-request", text = "Invalid content type" };
 		typedenied = { type = "modify", condition = "not-acceptable", text = "File type not allowed" };
-		toolarge = { type = "modify", condition = "not-acceptable", text = "File too large";
-			extra = { tag = st.stanza("file-too-large", { xmlns = ns })
-				:text_tag("max-file-size", tostring(cfg.file_size_limit)) } };
+		toolarge = { type = "modify", condition = "not-acceptable", text = "File too large" };
+		purpose = { type = "cancel", condition = "feature-not-implemented", text = "Upload purpose not offered" };
+		expiry = { type = "modify", condition = "bad-request", text = "Invalid expire-before" };
 		quota = { type = "wait", condition = "resource-constraint", text = "Daily upload quota reached" };
 		rate = { type = "wait", condition = "resource-constraint", text = "Too many upload requests, slow down" };
 		internal = { type = "wait", condition = "internal-server-error", text = "Could not create an upload slot" };
@@ -84,19 +89,17 @@ local function slot_error(ns, name, text, retry_at)
 	err.reason = name; -- for the statistics
 	err.text = text or err.text;
 	if retry_at then
-		err.extra = { tag = st.stanza("retry", { xmlns = ns, stamp = datetime(retry_at) }) };
+		err.extra = { tag = st.stanza("retry", { xmlns = ns, stamp = datetime.datetime(retry_at) }) };
 	end
 	return err;
 end
 
--- "Text/HTML; charset=utf-8" -> "text/html"
-local function bare_type(content_type)
-	return content_type:match("^[^;%s]+"):lower();
-end
-
-local function type_matches(types, content_type)
-	local bare = bare_type(content_type);
-	return types[bare] or types[bare:gsub("/.*", "/*")];
+-- XEP-0363's <file-too-large/>, with the limit of the purpose asked for.
+local function too_large(ns, purpose)
+	local err = slot_error(ns, "toolarge");
+	err.extra = { tag = st.stanza("file-too-large", { xmlns = ns })
+		:text_tag("max-file-size", tostring(purpose.file_size_limit)) };
+	return err;
 end
 
 -- Types a browser may run scripts in, even where a wildcard calls them safe.
@@ -116,73 +119,18 @@ if has_roles then
 	module:default_permission("prosody:registered", ":upload");
 end
 
-local function may_upload(event, uploader, host)
+-- a signed-in account of users_host: not a remote server, a component or a guest
+local function is_local_user(event, host)
 	local origin = event.origin;
-	if cfg.access[uploader] or cfg.access[host] then
-		return true;
-	end
-	-- a signed-in account of users_host: not a remote server, a component or a guest
-	local local_user = origin.type == "c2s" and origin.username ~= nil and host == users_host
-		and not users_are_anonymous;
-	return local_user and (not has_roles or module:may(":upload", event));
+	return origin.type == "c2s" and origin.username ~= nil and host == users_host and not users_are_anonymous
+		and (not has_roles or module:may(":upload", event));
 end
 
----- rate limit: a token bucket per user, in memory ------------------------
+---- the daily quota, written behind ------------------------------------------
 
-local buckets = cache.new(10000); -- LRU: a flood of JIDs cannot grow it without bound
-
--- -> true | false, time when the next request would be allowed
-local function take_token(uploader, now)
-	if cfg.rate_limit == math.huge then
-		return true;
-	end
-	local rate = cfg.rate_limit / 60; -- tokens per second
-	local b = buckets:get(uploader);
-	if not b then
-		b = { tokens = cfg.rate_limit, at = now };
-		buckets:set(uploader, b);
-	end
-	b.tokens = math.min(cfg.rate_limit, b.tokens + (now - b.at) * rate);
-	b.at = now;
-	if b.tokens < 1 then
-		return false, now + (1 - b.tokens) / rate;
-	end
-	b.tokens = b.tokens - 1;
-	return true;
-end
-
----- daily quota: bytes granted per user and UTC day, kept in storage ------
-
-local quota_store = module:open_store("upload_quota");
-local usage = {};   -- uploader -> { day = days since the epoch, bytes = n, dirty = bool }
-
-local function usage_of(uploader, day)
-	local u = usage[uploader];
-	if not u then
-		u = quota_store:get(uploader) or {};
-		usage[uploader] = u;
-	end
-	if u.day ~= day then
-		u.day, u.bytes = day, 0;
-	end
-	return u;
-end
-
--- Written behind, every few seconds and on unload, so that a burst of slots
--- costs no storage round trips; a crash loses at most the last interval.
 local function save_usage()
-	local today = os.time() // 86400;
-	for uploader, u in pairs(usage) do
-		if u.dirty then
-			u.dirty = nil;
-			local saved, err = quota_store:set(uploader, { day = u.day, bytes = u.bytes });
-			if not saved then
-				u.dirty = true;
-				module:log("error", "Could not save the upload quota of %s: %s", uploader, err);
-			end
-		elseif u.day ~= today then
-			usage[uploader] = nil;
-		end
+	for _, failure in ipairs(upload_rules:save(os.time())) do
+		module:log("error", "Could not save the upload quota of %s: %s", failure[1], failure[2]);
 	end
 end
 module:add_timer(5, function () save_usage(); return 5; end);
@@ -191,28 +139,64 @@ module.unload = save_usage;
 
 ---- slots ------------------------------------------------------------------
 
--- response-content-* overrides for a presigned GET: the declared type when it
--- is safe to show inline, else a download, whatever type the upload carried.
-local function download_options(filename, content_type)
-	if content_type and not ACTIVE_TYPES[bare_type(content_type)]
-		and type_matches(cfg.safe_file_types, content_type) then
-		return { response_type = content_type };
+-- The slot options for a presigned GET valid get_expires seconds: the
+-- declared type when it is safe to show inline, else a download, whatever
+-- type the upload carried.
+local function download_options(get_expires, filename, content_type)
+	if content_type and not ACTIVE_TYPES[rules.bare_type(content_type)]
+		and rules.type_matches(cfg.safe_file_types, content_type) then
+		return { get_expires = get_expires, response_type = content_type };
 	end
 	return {
+		get_expires = get_expires,
 		response_type = "application/octet-stream",
 		disposition = "attachment; filename*=UTF-8''" .. s3sign.uri_encode(filename),
 	};
 end
 
+-- How long an ephemeral file's GET URL may live: until expire-before, at most
+-- the 7 days S3 allows a presigned URL; nil and why not.
+local MIN_EPHEMERAL = 30; -- seconds: time to upload, and for someone to fetch it
+local function ephemeral_lifetime(text, now)
+	if not text then
+		return nil, "Ephemeral uploads need an expire-before time";
+	end
+	local ok, at = pcall(datetime.parse, text);
+	if not ok or not at then
+		return nil, "expire-before is not a XEP-0082 date and time";
+	elseif at <= now then
+		return nil, "expire-before is in the past";
+	elseif at < now + MIN_EPHEMERAL then
+		return nil, ("expire-before must be at least %d seconds from now"):format(MIN_EPHEMERAL);
+	end
+	return math.min(math.floor(at - now), s3sign.limits.expires);
+end
+
 -- -> put url, get url, object key, size in bytes | nil, error
-local function issue_slot(ns, uploader, now, filename, size_text, content_type)
+local function issue_slot(ns, uploader, now, req)
+	local filename, size_text, content_type, malformed = request.parse(req);
+	local purpose_name, expire_before = request.parse_purpose(req);
+	if malformed or not purpose_name then
+		return nil, slot_error(ns, "request", malformed or expire_before);
+	end
 	local problem = request.check_filename(filename);
 	if problem then
 		return nil, slot_error(ns, "filename", problem);
 	end
+	local purpose = cfg.purposes[purpose_name];
+	if not purpose then
+		return nil, slot_error(ns, "purpose", ("Upload purpose '%s' is not offered by this service"):format(purpose_name));
+	end
+	local get_expires = purpose.presign_get and cfg.get_expires or nil;
+	if purpose_name == "ephemeral" then
+		get_expires, problem = ephemeral_lifetime(expire_before, now);
+		if not get_expires then
+			return nil, slot_error(ns, "expiry", problem);
+		end
+	end
 	local size, size_problem = request.parse_size(size_text);
-	if size_problem == "too-large" or (size and size > cfg.file_size_limit) then
-		return nil, slot_error(ns, "toolarge");
+	if size_problem == "too-large" then
+		return nil, too_large(ns, purpose);
 	elseif not size then
 		return nil, slot_error(ns, "filesize");
 	end
@@ -224,26 +208,27 @@ local function issue_slot(ns, uploader, now, filename, size_text, content_type)
 			return nil, slot_error(ns, "filetype", problem);
 		end
 	end
-	if next(cfg.allowed_file_types) and not type_matches(cfg.allowed_file_types,
-		content_type or "application/octet-stream") then
-		return nil, slot_error(ns, "typedenied");
+	local refusal = upload_rules:refusal(purpose, size, content_type);
+	if refusal == "toolarge" then
+		return nil, too_large(ns, purpose);
+	elseif refusal then
+		return nil, slot_error(ns, refusal);
 	end
-
-	local today = now // 86400;
-	local used = usage_of(uploader, today);
-	if used.bytes + size > cfg.daily_quota then
-		return nil, slot_error(ns, "quota", nil, (today + 1) * 86400);
+	local within, retry_at = upload_rules:quota_left(uploader, purpose, size, now);
+	if not within then
+		return nil, slot_error(ns, "quota", nil, retry_at);
 	end
 
 	local started = gettime();
-	local put, get_or_err, key = signer:slot(filename, size, cfg.sign_content_type and content_type or nil,
-		cfg.presign_get and download_options(filename, content_type) or nil);
+	local put, get_or_err, key = signer:slot(purpose.key_prefix, filename, size,
+		cfg.sign_content_type and content_type or nil,
+		get_expires and download_options(get_expires, filename, content_type) or nil);
 	measure_signing:sample(gettime() - started);
 	if not put then
 		module:log("error", "Could not sign a slot for %s: %s", uploader, get_or_err);
 		return nil, slot_error(ns, "internal");
 	end
-	used.bytes, used.dirty = used.bytes + size, true;
+	upload_rules:charge(uploader, purpose, size, now);
 	return put, get_or_err, key, size;
 end
 
@@ -256,13 +241,13 @@ local function handle_slot_request(event)
 	local now = os.time();
 
 	local ok, put, get, key, size;   -- as issue_slot returns them: a slot, or nil and an error in get
-	if not may_upload(event, uploader, host) then
+	if not upload_rules:admits(uploader, host, is_local_user(event, host)) then
 		ok, get = true, slot_error(ns, "access");
 	else
-		local allowed, retry_at = take_token(uploader, now);
+		local allowed, retry_at = upload_rules:take_token(uploader, now);
 		if allowed then
 			-- a bug must still get the client an answer, not silence
-			ok, put, get, key, size = pcall(issue_slot, ns, uploader, now, request.parse(req));
+			ok, put, get, key, size = pcall(issue_slot, ns, uploader, now, req);
 		else
 			ok, get = true, slot_error(ns, "rate", nil, math.ceil(retry_at));
 		end

@@ -5,15 +5,54 @@ local st = require "util.stanza";
 
 local NS = "urn:xmpp:http:upload:0";
 local NS_LEGACY = "urn:xmpp:http:upload";
+local NS_PURPOSE = "urn:xmpp:http:upload:purpose:0"; -- XEP-0363 1.2
 
 local MAX_FILENAME = 255; -- bytes; longer names are refused, not truncated
 
--- The <request/> of an iq, read the way its namespace spells it.
+-- The text of the only child of that name, or nil and whether there were several.
+local function only_child_text(request, name)
+	local found, several;
+	for child in request:childtags(name) do
+		several = found ~= nil;
+		found = child;
+	end
+	if several then
+		return nil, true;
+	end
+	return found and found:get_text();
+end
+
+-- The <request/> of an iq, read the way its namespace spells it:
+-- filename, size, content type, or nil and why not (a field given twice).
 local function parse(request)
 	if request.attr.xmlns == NS then
 		return request.attr.filename, request.attr.size, request.attr["content-type"];
 	end
-	return request:get_child_text("filename"), request:get_child_text("size"), request:get_child_text("content-type");
+	local fields = {};
+	for i, name in ipairs({ "filename", "size", "content-type" }) do
+		local text, several = only_child_text(request, name);
+		if several then
+			return nil, nil, nil, "Request has more than one <" .. name .. ">";
+		end
+		fields[i] = text;
+	end
+	return fields[1], fields[2], fields[3];
+end
+
+-- The upload purpose (XEP-0363 1.2): its name ("message" when none is
+-- given) and, for ephemeral, the expire-before text; or nil and why not.
+local function parse_purpose(request)
+	local purpose;
+	for child in request:childtags(nil, NS_PURPOSE) do
+		if purpose then
+			return nil, "Request has more than one upload purpose";
+		end
+		purpose = child;
+	end
+	if not purpose then
+		return "message";
+	end
+	return purpose.name, purpose.attr["expire-before"];
 end
 
 -- Code points that make a name display differently from what it is:
@@ -21,6 +60,15 @@ end
 local function is_deceptive(cp)
 	return (cp >= 0x202A and cp <= 0x202E) or (cp >= 0x2066 and cp <= 0x2069)
 		or cp == 0x200E or cp == 0x200F or cp == 0x061C;
+end
+
+-- Code points that show as nothing, or as space: a name of only these (and
+-- dots) has no name in it. White_Space, and the invisible format characters.
+local function is_blank(cp)
+	return cp == 0x20 or (cp >= 0x09 and cp <= 0x0D) or cp == 0x85 or cp == 0xA0 or cp == 0xAD
+		or cp == 0x34F or cp == 0x115F or cp == 0x1160 or cp == 0x1680 or cp == 0x180E
+		or (cp >= 0x2000 and cp <= 0x200F) or cp == 0x2028 or cp == 0x2029 or cp == 0x202F
+		or (cp >= 0x205F and cp <= 0x2064) or cp == 0x3000 or cp == 0x3164 or cp == 0xFEFF or cp == 0xFFA0;
 end
 
 -- nil when the name is acceptable, else why not (for the error's <text>).
@@ -38,12 +86,17 @@ local function check_filename(name)
 	elseif not utf8.len(name) then
 		return "File name is not valid UTF-8";
 	end
+	local visible = false;
 	for _, cp in utf8.codes(name) do
 		if cp < 0x20 or (cp >= 0x7F and cp <= 0x9F) then
 			return "File name contains control characters";
 		elseif is_deceptive(cp) then
 			return "File name contains bidirectional control characters";
 		end
+		visible = visible or not (cp == 0x2E or is_blank(cp));
+	end
+	if not visible then
+		return "File name has no name in it";
 	end
 end
 
@@ -101,7 +154,9 @@ end
 return {
 	NS = NS;
 	NS_LEGACY = NS_LEGACY;
+	NS_PURPOSE = NS_PURPOSE;
 	parse = parse;
+	parse_purpose = parse_purpose;
 	check_filename = check_filename;
 	parse_size = parse_size;
 	check_content_type = check_content_type;

@@ -6,7 +6,8 @@ Usage: gen_vectors.py VECTOR_DIR > vectors.h
 Two tables come out:
   suite_cases: every case of the AWS SigV4 suite (aws-c-auth/v4), with its
       request.txt parsed as an HTTP message (obs-fold joined, repeated fields
-      joined with ',', query percent-decoded) and the query-* expectations.
+      joined with ',', query percent-decoded), and the query-* and header-*
+      expectations (of the signed request, its Authorization value).
   s3_cases: every presign entry of s3-presign-vectors.json, with the signer
       configuration (endpoint host, bucket, addressing style) recovered from
       the request host and path.
@@ -81,6 +82,15 @@ def parse_http_request(raw):
     return method, path, pairs, headers, body
 
 
+def authorization(signed_request):
+    """The Authorization header's value in a header-signed-request.txt."""
+    for line in signed_request.split(b"\n"):
+        name, _, value = line.partition(b":")
+        if name.lower() == b"authorization":
+            return value
+    raise ValueError("no Authorization header")
+
+
 def suite_cases(root):
     out, rows = [], []
     for n, case in enumerate(sorted(os.listdir(root))):
@@ -93,16 +103,18 @@ def suite_cases(root):
         out.append(c_pairs("suite_headers_%d" % n, headers))
         token = creds.get("token") if not ctx.get("omit_session_token") else None
         rows.append(
-            "\t{ %s, %s, %s, %s, %s, %s, %d, %d, %s, %s, suite_query_%d, %d, suite_headers_%d, %d, %s, %s,\n"
-            "\t  %s,\n\t  %s,\n\t  %s },"
+            "\t{ %s, %s, %s, %s, %s, %s, %d, %d, %s, %s, suite_query_%d, %d, suite_headers_%d, %d, %d, %s,\n"
+            "\t  %s,\n\t  %s,\n\t  %s,\n\t  %s,\n\t  %s,\n\t  %s,\n\t  %s },"
             % (c_string(case), c_str(creds["access_key_id"]), c_str(creds["secret_access_key"]),
                c_str(token), c_str(ctx["region"]), c_str(ctx["service"]),
                unix_time(ctx["timestamp"], "%Y-%m-%dT%H:%M:%SZ"), ctx["expiration_in_seconds"],
                c_str(method), c_str(path), n, len(query), n, len(headers),
-               c_str(b";".join(sorted(name.lower() for name, _ in headers))),
-               c_str(hashlib.sha256(body).hexdigest()),
+               1 if ctx.get("sign_body") else 0, c_str(body),
                c_str(read("query-canonical-request.txt")), c_str(read("query-string-to-sign.txt")),
-               c_str(read("query-signature.txt").strip())))
+               c_str(read("query-signature.txt").strip()),
+               c_str(read("header-canonical-request.txt")), c_str(read("header-string-to-sign.txt")),
+               c_str(read("header-signature.txt").strip()),
+               c_str(authorization(read("header-signed-request.txt")))))
     return "".join(out) + "static const struct suite_case suite_cases[] = {\n%s\n};\n" % "\n".join(rows)
 
 

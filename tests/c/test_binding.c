@@ -1,34 +1,42 @@
 /*
  * test_binding.c - drive the Lua binding from C, where memory can be inspected.
  *
- *   test_binding [N]   presign N slots in a loop (default 1000; valgrind runs
- *                      100000 to show that nothing leaks), then check that
- *                      __gc leaves neither the secret nor the derived signing
- *                      key in the signer's memory.
+ *   test_binding [N]   make N slots in a loop, with a header-signed request
+ *                      and a change of credentials every 100 (default 1000;
+ *                      valgrind runs 100000 to show that nothing leaks), then
+ *                      check that no URL stays in the signer's memory and that
+ *                      __gc leaves no secret there.
  */
 #include <stdlib.h>
 
 #include <lauxlib.h>
 #include <lualib.h>
 
-#include "sigv4.h"
 #include "unit.h"
 
 int luaopen_s3sign(lua_State *L);
 
 #define SECRET "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+#define TOKEN "FQoGZXIvYXdzEXAMPLETOKEN"
 
 static const char setup[] =
 	"local s3sign = require 's3sign'\n"
 	"signer = assert(s3sign.new{ access_key_id = 'AKIAIOSFODNN7EXAMPLE', secret_key = '" SECRET "',\n"
-	"  region = 'eu-west-2', bucket = 'the-best-bucket', prefix = 'http_uploads', get_expires = 3600 })\n";
+	"  session_token = '" TOKEN "', region = 'eu-west-2', bucket = 'the-best-bucket' })\n";
 
 static const char loop[] =
 	"local n = ...\n"
 	"for i = 1, n do\n"
-	"  local put, get, headers, key = signer:presign('holiday photo ' .. i .. '.jpg', i, 'image/jpeg')\n"
-	"  assert(put and get and headers['Content-Length'] == tostring(i) and key)\n"
-	"end\n";
+	"  local put, get, key = signer:slot('http_uploads/', 'holiday photo ' .. i .. '.jpg', i, 'image/jpeg',\n"
+	"    i % 2 == 0 and { get_expires = 3600 } or nil)\n"
+	"  assert(put and get and key)\n"
+	"  if i % 100 == 0 then\n"
+	"    assert(signer:authorize('PUT', '', { query = { lifecycle = '' }, body = '<x/>' }))\n"
+	"    assert(signer:set_credentials{ access_key_id = 'ASIA' .. i, secret_key = 'rotated ' .. i })\n"
+	"  end\n"
+	"end\n"
+	"assert(signer:set_credentials{ access_key_id = 'AKIAIOSFODNN7EXAMPLE', secret_key = '" SECRET "',\n"
+	"  session_token = '" TOKEN "' })\n";
 
 static int run(lua_State *L, const char *code, lua_Integer arg)
 {
@@ -55,28 +63,21 @@ static int contains(const void *hay, size_t hay_len, const void *needle, size_t 
 /* After __gc the userdata block is still ours to read while the stack holds it. */
 static void test_gc_wipes(lua_State *L)
 {
-	char amz_date[SIGV4_AMZ_DATE_LEN];
-	uint8_t key[SIGV4_KEY_LEN];
-	CHECK(run(L, "signer:presign('pinned.txt', 1, nil, { now = 1705320000 })", 0));
-	sigv4_amz_date(amz_date, 1705320000);
-	struct sigv4_str secret = { SECRET, sizeof SECRET - 1 };
-	CHECK(sigv4_derive_key(key, secret, amz_date, (struct sigv4_str){ "eu-west-2", 9 },
-	                       (struct sigv4_str){ "s3", 2 }) == SIGV4_OK);
-
+	CHECK(run(L, "signer:slot('p/', 'pinned.txt', 1, nil, { now = 1705320000, get_expires = 60 })", 0));
 	lua_getglobal(L, "signer");
 	void *block = lua_touserdata(L, -1);
 	size_t size = lua_rawlen(L, -1);
 	CHECK(contains(block, size, SECRET, sizeof SECRET - 1));
-	CHECK(contains(block, size, key, sizeof key));
+	CHECK(contains(block, size, TOKEN, sizeof TOKEN - 1));
+	CHECK(!contains(block, size, "X-Amz-Signature", 15));   /* no URL left behind by a call */
 
 	CHECK(luaL_callmeta(L, -1, "__gc"));
 	lua_pop(L, 1);
 	CHECK(!contains(block, size, SECRET, sizeof SECRET - 1));
-	CHECK(!contains(block, size, key, sizeof key));
-	CHECK(!contains(block, size, "X-Amz-Signature", 15));   /* no URL left behind either */
+	CHECK(!contains(block, size, TOKEN, sizeof TOKEN - 1));
 	lua_pop(L, 1);
 
-	CHECK(run(L, "assert(not pcall(signer.presign, signer, 'a', 1))", 0));   /* a wiped signer refuses to work */
+	CHECK(run(L, "assert(not pcall(signer.slot, signer, '', 'a', 1))", 0));   /* a wiped signer refuses to work */
 }
 
 int main(int argc, char **argv)

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""Cross-check s3sign's presigned URLs against botocore's S3 SigV4 query signer.
+"""Cross-check s3sign's presigned URLs and header-signed requests against botocore.
 
-    /usr/bin/python3 tests/crosscheck/botocore_crosscheck.py --cases 2000 --lua lua5.4 --cpath 'build/?.so'
+    /usr/bin/python3 tests/crosscheck/botocore_crosscheck.py --cases 2000 --header-cases 1000 --lua lua5.4 --cpath 'build/?.so'
 
 A few fixed regression cases and N random ones (hostile file names, sizes up to
 5 GiB, optional content types and session tokens, both addressing styles,
@@ -13,6 +13,14 @@ path exactly, the query as a set of still-encoded parameters (botocore puts
 X-Amz-Security-Token elsewhere), the signature exactly. Public GET URLs are
 compared whole.
 
+Then header signing (signer:authorize, sigv4_authorize): random S3 requests on
+objects and on the bucket itself (subresources such as ?lifecycle, extra signed
+headers such as Content-MD5 and x-amz-checksum-sha256, bodies or an unsigned
+payload) and STS-style form POSTs (service sts, no bucket), driven through
+authorize_cases.lua and signed again by botocore.auth.S3SigV4Auth or SigV4Auth;
+the URL, X-Amz-Date, X-Amz-Content-SHA256, X-Amz-Security-Token and the
+Authorization header must match.
+
 Needs Debian's python3-botocore, hence /usr/bin/python3. Exit status 0 when
 every case agrees, 1 otherwise. --seed replays a run.
 """
@@ -20,6 +28,7 @@ every case agrees, 1 otherwise. --seed replays a run.
 import argparse
 import base64
 import calendar
+import hashlib
 import contextlib
 import dataclasses
 import datetime
@@ -41,9 +50,10 @@ import botocore.awsrequest
 import botocore.credentials
 
 DRIVER = Path(__file__).with_name("sign_cases.lua")
+AUTHORIZE_DRIVER = Path(__file__).with_name("authorize_cases.lua")
 
 MAX_KEY = 1024                 # S3's limit on object key bytes
-MAX_PREFIX = 255               # s3sign's limit on prefix bytes
+MAX_PREFIX = 255               # the module's limit on http_upload_s3_path bytes
 MAX_SIZE = 5 << 30             # S3's single-PUT limit
 MAX_EXPIRES = 604800           # 7 days
 UUID_LEN = 36
@@ -170,10 +180,15 @@ def dns_bucket(rng):
     return ".".join([rng.choice(alphabet)] + labels + [rng.choice(alphabet)])
 
 
+def is_ip_endpoint(endpoint):
+    host = urlsplit(endpoint).hostname or ""
+    return ":" in host or host.replace(".", "").isdigit()
+
+
 def random_case(rng):
     region = rng.choice(REGIONS)
     endpoint = rng.choice(ENDPOINTS).format(region=region)
-    path_style = "[" in endpoint or rng.random() < 0.5   # IPv6 hosts take no bucket label
+    path_style = is_ip_endpoint(endpoint) or rng.random() < 0.5   # IP addresses take no bucket label
     if path_style and rng.random() < 0.3:
         bucket = rng.choice(PATH_STYLE_BUCKETS)
     else:
@@ -361,6 +376,200 @@ def expected(case):
     return Expected(key, host, put_url, get_url)
 
 
+# ---- header signing ------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class HeaderCase:
+    """One signer:authorize call and its signer. Field order is authorize_cases.lua's."""
+    access_key_id: str
+    secret_key: str
+    session_token: Optional[str]
+    region: str
+    service: str
+    endpoint: str
+    bucket: str                    # "" for STS: requests address the endpoint itself
+    path_style: bool
+    method: str
+    key: str                       # "" on the bucket itself
+    now: int
+    body: bytes
+    headers: tuple                 # ((name, value), ...), signed besides the signer's own
+    query: tuple
+    unsigned: bool                 # no body: S3's UNSIGNED-PAYLOAD
+
+
+SUBRESOURCES = ["lifecycle", "policy", "cors", "acl", "tagging", "versioning", "uploads"]
+HEADER_TEXT = "".join(chr(c) for c in range(0x20, 0x7F))
+
+
+def header_value(rng):
+    """Printable ASCII with runs of spaces, leading and trailing ones included."""
+    return "".join(rng.choice(HEADER_TEXT + "   ") for _ in range(rng.randint(0, 40)))
+
+
+def any_case(rng, name):
+    return "".join(c.upper() if rng.random() < 0.5 else c.lower() for c in name)
+
+
+def s3_headers(rng, body):
+    choices = [
+        ("Content-MD5", base64.b64encode(hashlib.md5(body).digest()).decode()),
+        ("x-amz-checksum-sha256", base64.b64encode(hashlib.sha256(body).digest()).decode()),
+        ("Content-Type", rng.choice([c for c in CONTENT_TYPES if c])),
+        ("x-amz-meta-note", header_value(rng)),
+        ("If-None-Match", "*"),
+        ("Cache-Control", "max-age=0, " + header_value(rng)),
+    ]
+    return tuple((any_case(rng, n), v) for n, v in rng.sample(choices, rng.randint(0, len(choices))))
+
+
+def random_header_case(rng):
+    token = base64.b64encode(rng.randbytes(rng.randint(1, 600))).decode() if rng.random() < 0.4 else None
+    credentials = dict(
+        access_key_id=rng.choice(["AKIA", "ASIA"]) + "".join(rng.choice(string.ascii_uppercase) for _ in range(16)),
+        secret_key="".join(rng.choice(BASE64) for _ in range(40)), session_token=token,
+        now=pick(rng, EDGE_NOWS, lambda: rng.randint(FIRST_NOW, LAST_NOW)))
+    region = rng.choice(REGIONS)
+    if rng.random() < 0.25:   # AssumeRole, as RGW's STS takes it: a form POST signed in the header
+        body = ("Action=AssumeRole&Version=2011-06-15&RoleArn=" + quote("arn:aws:iam::123456789012:role/" +
+                random_text(rng, ["plain"], rng.randint(1, 20)), safe="") + "&RoleSessionName=prosody-" +
+                str(rng.randint(0, 10**6)) + "&DurationSeconds=" + str(rng.randint(900, 43200))).encode()
+        return HeaderCase(region=region, service="sts", endpoint=rng.choice(["", "http://127.0.0.1:7480",
+                          "https://sts.example.org"]), bucket="", path_style=False, method="POST", key="",
+                          body=body, headers=(("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"),),
+                          query=(), unsigned=False, **credentials)
+    endpoint = rng.choice(ENDPOINTS).format(region=region)
+    path_style = is_ip_endpoint(endpoint) or rng.random() < 0.5
+    bucket = rng.choice(PATH_STYLE_BUCKETS) if path_style and rng.random() < 0.3 else dns_bucket(rng)
+    bucket_level = rng.random() < 0.4
+    key = "" if bucket_level else random_prefix(rng) + "/" + random_filename(rng, 300)
+    query = []
+    if bucket_level and rng.random() < 0.8:
+        query.append((rng.choice(SUBRESOURCES), ""))
+    for _ in range(rng.randint(0, 2)):
+        query.append((random_text(rng, ["plain", "punct"], rng.randint(1, 8)).lstrip("xX") or "q",
+                      random_text(rng, rng.sample(sorted(FILENAME_POOLS), 2), rng.randint(0, 12))))
+    query = tuple(dict(query).items())   # a name once
+    unsigned = rng.random() < 0.2
+    body = b"" if unsigned else rng.choice([b"", rng.randbytes(rng.randint(1, 3000)),
+                                            b"<LifecycleConfiguration><Rule/></LifecycleConfiguration>"])
+    return HeaderCase(region=region, service="s3", endpoint=endpoint, bucket=bucket, path_style=path_style,
+                      method=rng.choice(["PUT", "GET", "DELETE", "POST", "HEAD"]), key=key, body=body,
+                      headers=s3_headers(rng, body), query=query, unsigned=unsigned, **credentials)
+
+
+def header_regression_cases():
+    base = HeaderCase(
+        access_key_id="AKIAIOSFODNN7EXAMPLE", secret_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        session_token=None, region="us-east-1", service="s3", endpoint="http://127.0.0.1:7480", bucket="uploads",
+        path_style=True, method="PUT", key="", now=utc(2024, 1, 15, 12),
+        body=b"<LifecycleConfiguration/>", headers=(("Content-MD5", "9ctv6GkgpnHjDoKgXhSdnA=="),),
+        query=(("lifecycle", ""),), unsigned=False)
+    change = dataclasses.replace
+    return [
+        ("PUT ?lifecycle with Content-MD5, path style", base),
+        ("PUT ?policy, virtual-hosted on AWS", change(base, endpoint="", path_style=False, region="eu-west-2",
+                                                      query=(("policy", ""),), headers=())),
+        ("GET ?cors with a session token", change(base, method="GET", query=(("cors", ""),), headers=(),
+                                                  body=b"", session_token="FwoGZXIvYXdzEB8aD+/=")),
+        ("unsigned payload", change(base, unsigned=True, body=b"")),
+        ("STS AssumeRole form POST", change(base, service="sts", bucket="", path_style=False, method="POST",
+                                            query=(), body=b"Action=AssumeRole&Version=2011-06-15",
+                                            headers=(("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"),))),
+    ]
+
+
+def encode_pairs(pairs):
+    return b"".join(n.encode() + b"\0" + v.encode() + b"\0" for n, v in pairs).hex()
+
+
+def authorize_with_s3sign(lua, cpath, cases):
+    lines = []
+    for c in cases:
+        fields = [encode_field(v) for v in (c.access_key_id, c.secret_key, c.session_token, c.region, c.service,
+                                            c.endpoint, c.bucket, c.path_style, c.method, c.key, c.now)]
+        fields += [c.body.hex(), encode_pairs(c.headers), encode_pairs(c.query), encode_field("u" if c.unsigned else "")]
+        lines.append("\t".join(fields) + "\n")
+    proc = subprocess.run([lua, str(AUTHORIZE_DRIVER), cpath], input="".join(lines), capture_output=True,
+                          text=True, check=False)
+    results = proc.stdout.splitlines()
+    if proc.returncode != 0 or len(results) != len(cases):
+        sys.exit(f"{AUTHORIZE_DRIVER.name} failed (status {proc.returncode}, {len(results)} of {len(cases)} "
+                 f"results):\n{proc.stderr}")
+    signed = []
+    for line in results:
+        status, *fields = line.split("\t")
+        if status != "OK":
+            signed.append((None, decode_field(fields[0])))
+            continue
+        raw = bytes.fromhex(fields[1]).split(b"\0")
+        headers = {raw[i].decode().lower(): raw[i + 1].decode() for i in range(0, len(raw) - 1, 2)}
+        signed.append((decode_field(fields[0]), headers))
+    return signed
+
+
+def botocore_authorize(case):
+    """(url, {lowercased name: value} of the headers botocore adds), built without s3sign."""
+    if case.endpoint:
+        parts = urlsplit(case.endpoint)
+        scheme, netloc = parts.scheme, parts.netloc.rstrip("/")
+        if parts.port == DEFAULT_PORTS[scheme]:
+            netloc = netloc.rpartition(":")[0]
+    else:
+        scheme, netloc = "https", f"{case.service}.{case.region}.amazonaws.com"
+    if case.bucket and not case.path_style:
+        netloc = f"{case.bucket}.{netloc}"
+    path = "/" + (case.bucket + ("/" if case.key else "") if case.bucket and case.path_style else "") + case.key
+    url = f"{scheme}://{netloc}{quote(path.encode(), safe='/~')}"
+    if case.query:
+        url += "?" + "&".join(f"{quote(n.encode(), safe='-_.~')}={quote(v.encode(), safe='-_.~')}" for n, v in case.query)
+    credentials = botocore.credentials.Credentials(case.access_key_id, case.secret_key, case.session_token)
+    request = botocore.awsrequest.AWSRequest(method=case.method, url=url, headers=dict(case.headers),
+                                             data=case.body)
+    if case.service == "s3":
+        request.context["client_config"] = types.SimpleNamespace(s3={"payload_signing_enabled": not case.unsigned})
+        auth = botocore.auth.S3SigV4Auth(credentials, "s3", case.region)
+    else:
+        auth = botocore.auth.SigV4Auth(credentials, case.service, case.region)
+    with frozen_clock(case.now):
+        auth.add_auth(request)
+    added = {n.lower(): v for n, v in request.headers.items()
+             if n.lower() in ("x-amz-date", "x-amz-content-sha256", "x-amz-security-token", "authorization")}
+    return url, added
+
+
+def header_differences(url, headers, want_url, want_headers):
+    if url is None:
+        return [f"s3sign refused the case: {headers}"]
+    problems = []
+    a, e = urlsplit(url), urlsplit(want_url)
+    if (a.scheme, a.netloc, a.path) != (e.scheme, e.netloc, e.path):
+        problems.append(f"URL {url!r}, expected {want_url!r}")
+    if sorted(a.query.split("&")) != sorted(f"{item}=" if "=" not in item else item
+                                           for item in e.query.split("&")) and (a.query or e.query):
+        problems.append(f"query {a.query!r}, expected {e.query!r}")
+    if headers != want_headers:
+        problems.append(f"headers {headers}, botocore {want_headers}")
+    return problems
+
+
+def run_header_crosscheck(args, rng):
+    labelled = header_regression_cases()
+    labelled += [(f"random header case {i}", random_header_case(rng)) for i in range(args.header_cases)]
+    signed = authorize_with_s3sign(args.lua, args.cpath, [c for _, c in labelled])
+    failed = 0
+    for (label, case), (url, headers) in zip(labelled, signed):
+        want_url, want_headers = botocore_authorize(case)
+        problems = header_differences(url, headers, want_url, want_headers)
+        if problems:
+            failed += 1
+            print(f"FAIL {label}: {'; '.join(problems)}")
+            if failed <= FULL_REPORTS:
+                for field in dataclasses.fields(case):
+                    print(f"    {field.name} = {getattr(case, field.name)!a}")
+    return len(labelled), failed
+
+
 # ---- comparing --------------------------------------------------------------------
 
 def query_pairs(query):
@@ -422,7 +631,8 @@ def report(label, case, signed, want, problems, full):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", type=int, default=2000, help="random cases (default 2000)")
+    parser.add_argument("--cases", type=int, default=2000, help="random presign cases (default 2000)")
+    parser.add_argument("--header-cases", type=int, default=1000, help="random header-signed cases (default 1000)")
     parser.add_argument("--seed", type=int, help="RNG seed, to replay a run (default: random)")
     parser.add_argument("--lua", default="lua5.4", help="Lua 5.4 interpreter (default lua5.4)")
     parser.add_argument("--cpath", default="build/?.so", help="package.cpath entry that finds s3sign.so")
@@ -446,9 +656,11 @@ def main():
             failed += 1
     if failed > FULL_REPORTS:
         print(f"(only the first {FULL_REPORTS} failures are shown in full)")
-    print(f"botocore crosscheck: {len(cases) - failed} passed, {failed} failed "
+    header_total, header_failed = run_header_crosscheck(args, rng)
+    print(f"botocore crosscheck: presigned {len(cases) - failed} passed, {failed} failed; "
+          f"header-signed {header_total - header_failed} passed, {header_failed} failed "
           f"(seed {seed}, {time.monotonic() - started:.1f} s)")
-    return 1 if failed else 0
+    return 1 if failed or header_failed else 0
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ local function integer(s)
 end
 
 -- put_url, get_url, key, content_length, content_type | nil, message
+-- (the headers are those the PUT URL signs: the size, and the type when given)
 local function sign(c)
 	local signer, err = s3sign.new{
 		access_key_id = c.access_key_id,
@@ -53,20 +54,19 @@ local function sign(c)
 		endpoint = c.endpoint,
 		bucket = c.bucket,
 		path_style = c.path_style == "1",
-		prefix = c.prefix,
 		put_expires = integer(c.put_expires),
-		get_expires = integer(c.get_expires),
 	}
 	if not signer then
 		return nil, "new: " .. err
 	end
-	local put_url, get_url, headers, key = signer:presign(c.filename, integer(c.size), c.content_type,
-		{ now = integer(c.now), id = c.id, disposition = c.disposition })
+	local size = integer(c.size)
+	local put_url, get_url, key = signer:slot(c.prefix and c.prefix .. "/" or "", c.filename, size, c.content_type,
+		{ now = integer(c.now), id = c.id, get_expires = integer(c.get_expires), disposition = c.disposition })
 	signer:close()
 	if not put_url then
-		return nil, "presign: " .. get_url
+		return nil, "slot: " .. get_url
 	end
-	return put_url, get_url, key, headers["Content-Length"], headers["Content-Type"] or ""
+	return put_url, get_url, key, tostring(size), c.content_type or ""
 end
 
 for line in io.lines() do

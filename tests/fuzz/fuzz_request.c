@@ -7,7 +7,7 @@
  * type or a broken invariant aborts:
  *   check_filename: nil (accepted) or a reason string; accepted exactly when
  *     the name is 1..255 bytes of strict UTF-8 without '/', '\', C0/C1
- *     controls or bidi controls, and is not only dots and white space.
+ *     controls or bidi controls, and is not only dots, white space and invisible format characters.
  *   parse_size: an integer only for a string of ASCII digits, equal to its
  *     decimal value; else nil and "format" (not digits) or "too-large" (more
  *     than 15 significant digits).
@@ -176,9 +176,15 @@ static int is_bidi_control(long cp)
 	       cp == 0x200e || cp == 0x200f || cp == 0x061c;
 }
 
-static int is_space(uint8_t c)
+/* White space and the format characters that show as nothing (the Unicode lists, written out again). */
+static int is_blank(long cp)
 {
-	return c == ' ' || (c >= '\t' && c <= '\r');
+	static const long singles[] = { 0x20, 0x85, 0xa0, 0xad, 0x34f, 0x115f, 0x1160, 0x1680, 0x180e, 0x2028,
+	                                0x2029, 0x202f, 0x3000, 0x3164, 0xfeff, 0xffa0 };
+	for (size_t i = 0; i < sizeof singles / sizeof *singles; i++)
+		if (cp == singles[i])
+			return 1;
+	return (cp >= '\t' && cp <= '\r') || (cp >= 0x2000 && cp <= 0x200f) || (cp >= 0x205f && cp <= 0x2064);
 }
 
 /* What check_filename must decide, from its comments; and the weaker must-haves. */
@@ -201,7 +207,7 @@ static void check_filename(const uint8_t *data, size_t size)
 		separators |= cp == '/' || cp == '\\';
 		controls |= cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
 		bidi |= is_bidi_control(cp);
-		only_dots_spaces &= cp == '.' || (cp < 0x80 && is_space((uint8_t)cp));
+		only_dots_spaces &= cp == '.' || is_blank(cp);
 		i += used;
 	}
 	if (accepted) {

@@ -6,24 +6,32 @@ The files are committed; run this only to change the seeds:
 fuzz_presign reads fields separated by 0xff bytes (see fuzz_presign.c);
 fuzz_request passes its whole input to each parser.
 """
+import base64
+import hashlib
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEP = b"\xff"
 
-# endpoint, bucket, region, access key, secret, token, service, options, method, key, expires, now
+# fuzz_presign's fields in order, then name/value pairs
+NAMES = ["endpoint", "bucket", "region", "akid", "secret", "token", "service",
+         "options", "method", "key", "expires", "now", "body"]
 BASE = [b"", b"uploads", b"us-east-1", b"AKIAIOSFODNN7EXAMPLE",
         b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", b"", b"", b"\x00",
-        b"PUT", b"0f3a/photo.jpg", b"300", b"1705320000"]
+        b"PUT", b"0f3a/photo.jpg", b"300", b"1705320000", b""]
+
+# the options byte (field 7)
+PATH_STYLE, NEXT_DAY, CONTENT_SHA256, PAYLOAD, ROTATE = 1, 2, 4, 8, 16
+
+LIFECYCLE = (b'<LifecycleConfiguration><Rule><ID>expire-uploads</ID><Filter><Prefix></Prefix></Filter>'
+             b'<Status>Enabled</Status><Expiration><Days>30</Days></Expiration></Rule></LifecycleConfiguration>')
 
 
 def presign(pairs=(), **over):
-    names = ["endpoint", "bucket", "region", "akid", "secret", "token", "service",
-             "options", "method", "key", "expires", "now"]
     fields = list(BASE)
     for k, v in over.items():
-        fields[names.index(k)] = v if isinstance(v, bytes) else v.encode()
+        fields[NAMES.index(k)] = v if isinstance(v, bytes) else v.encode()
     for n, v in pairs:
         fields += [n.encode() if isinstance(n, str) else n, v.encode() if isinstance(v, str) else v]
     return SEP.join(fields)
@@ -59,6 +67,30 @@ PRESIGN = {
                           endpoint="https://" + "h" * 250 + ":65535", options=b"\x01",
                           bucket="\u00e9" * 127, region="r" * 64, akid="A" * 128, secret="s" * 128,
                           token="+" * 4096, service="v" * 32, key="\u00e9/" * 341 + "x"),
+    # header signing: bucket-level requests and STS
+    "bucket-lifecycle-put": presign([("?lifecycle", ""),
+                                     ("Content-MD5", base64.b64encode(hashlib.md5(LIFECYCLE).digest())),
+                                     ("Content-Type", "application/xml")],
+                                    key="", options=bytes([CONTENT_SHA256 | PAYLOAD]), body=LIFECYCLE),
+    "bucket-policy-path-style-empty-body": presign([("?policy", "")], key="", method="DELETE",
+                                                   endpoint="http://10.0.0.7:9000", options=bytes([
+                                                       PATH_STYLE | CONTENT_SHA256 | PAYLOAD])),
+    "sts-assume-role": presign([("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")],
+                               service="sts", bucket="", method="POST", key="",
+                               token="FwoGZXIvYXdzEBYaDHhBTEXAMPLE/+=" * 4, options=bytes([PAYLOAD]),
+                               body="Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A"
+                                    "123456789012%3Arole%2Fuploader&RoleSessionName=prosody&DurationSeconds=3600"),
+    "sts-get-caller-identity": presign([("?Action", "GetCallerIdentity"), ("?Version", "2011-06-15")],
+                                       service="sts", bucket="", method="GET", key="",
+                                       endpoint="https://sts.amazonaws.com:443/"),
+    # the signer adds these when header-signing: refused there, signed when presigning
+    "header-date-clash": presign([("X-Amz-Date", "20240115T120000Z"), ("x-amz-content-sha256", "x")],
+                                 options=bytes([CONTENT_SHA256])),
+    "rotate-next-day": presign([("Content-Type", "image/png")], options=bytes([ROTATE | NEXT_DAY | PAYLOAD]),
+                               body=b"\x89PNG\r\n\x1a\n"),
+    "rotate-token-path-style": presign(endpoint="http://[::1]:9000", options=bytes([ROTATE | PATH_STYLE]),
+                                       token="IQoJb3JpZ2luX2VjEXAMPLE=", now="1705363199"),
+    "ipv4-virtual-hosted": presign(endpoint="http://192.168.1.20:9000"),
     "empty": b"",
 }
 
@@ -72,6 +104,7 @@ REQUEST = {
     "name-dots-spaces": b" . .. \t",
     "name-bad-utf8": b"\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80",
     "name-c1-nel": b"line\xc2\x85break",
+    "name-invisible": "\u00a0\ufeff.\u2000\u200b\u3000\u2060".encode(),
     "name-long": b"a" * 256,
     "size-plain": b"5368709120",
     "size-huge": b"99999999999999999999999999",

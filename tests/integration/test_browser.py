@@ -49,17 +49,6 @@ MODULES = ["websocket", "http_files", "blocklist", "carbons", "pep"]
 browser_seconds = {}
 
 
-def cors_rule(origin):
-    """The rule of docs/admin.md §3, for one web origin."""
-    return {"CORSRules": [{
-        "AllowedOrigins": [origin],
-        "AllowedMethods": ["PUT", "GET", "HEAD"],
-        "AllowedHeaders": ["Content-Type"],
-        "ExposeHeaders": ["ETag"],
-        "MaxAgeSeconds": 3600,
-    }]}
-
-
 def png(width, height, note):
     """A real RGB PNG: colour gradients with a white ring and a dark band, plus a text
     chunk that makes each run's bytes unique."""
@@ -210,20 +199,31 @@ def test_without_cors(rgw, p, inbox, page_url, page_origin, image):
     check("A: bob got no upload message", messages == [], messages)
 
 
-def test_rule_needs_content_type(rgw, page_origin):
-    """The documented rule without its AllowedHeaders entry: the preflight for Converse's PUT,
-    which carries Content-Type, is refused."""
-    rule = cors_rule(page_origin)
-    del rule["CORSRules"][0]["AllowedHeaders"]
-    rgw.s3.put_bucket_cors(rule)
+def setup(p):
+    """prosodyctl mod_http_upload_s3 setup: the bucket's policy and CORS rule, as docs/admin.md §3 shows them."""
+    status, output = p.prosodyctl("mod_http_upload_s3", "setup", "--host", COMPONENT)
+    check("setup succeeded", status == 0, output)
+    return output
+
+
+def test_rule_needs_content_type(rgw, p, page_origin):
+    """The rule setup writes, without its AllowedHeaders entry: the preflight for Converse's
+    PUT, which carries Content-Type, is refused; setup puts the rule right again."""
+    setup(p)
+    rules = rgw.s3.client.get_bucket_cors(Bucket=rgw.s3.bucket)["CORSRules"]
+    check("setup wrote one CORS rule for the page's origin", len(rules) == 1
+          and rules[0].get("AllowedOrigins") == [page_origin], rules)
+    del rules[0]["AllowedHeaders"]
+    rgw.s3.put_bucket_cors({"CORSRules": rules})
     status, headers = preflight(rgw.s3, page_origin)
     check("rule without AllowedHeaders: preflight refused", status == 403, (status, headers))
-    rgw.s3.client.delete_bucket_cors(Bucket=rgw.s3.bucket)
+    output = setup(p)
+    check("setup found the changed rule and wrote it again", "cors: change HttpUploadS3 " in output
+          and "cors: written" in output, output)
 
 
 def test_with_cors(rgw, p, inbox, page_url, page_origin, image, body):
-    print("-- phase B: the CORS rule of docs/admin.md for %s" % page_origin)
-    rgw.s3.put_bucket_cors(cors_rule(page_origin))
+    print("-- phase B: the bucket as prosodyctl mod_http_upload_s3 setup leaves it, for %s" % page_origin)
     check("bucket has the CORS rule", has_cors(rgw.s3))
     status, headers = preflight(rgw.s3, page_origin)
     check("B: S3 answers the preflight for the page's origin", status == 200
@@ -294,9 +294,11 @@ def main():
         with open(image, "wb") as f:
             f.write(body)
         rgw = session.rgw()
-        rgw.s3.allow_public_get(PREFIX)
         http_port = stack.free_port()
-        p = session.prosody({HOST: {"modules_enabled": []}}, {COMPONENT: rgw.module_options()},
+        page_origin = "http://127.0.0.1:%d" % http_port
+        # setup writes the public-read policy and this origin's CORS rule (after phase A)
+        options = rgw.module_options(cors_origins=[page_origin], expires_after=False)
+        p = session.prosody({HOST: {"modules_enabled": []}}, {COMPONENT: options},
                             extra_modules=MODULES, global_options={
                                 "http_ports": [http_port], "http_interfaces": ["127.0.0.1"], "https_ports": [],
                                 "http_default_host": HOST, "http_files_dir": BROWSER_DIR,
@@ -306,7 +308,6 @@ def main():
         bob = client.Client(BOB, PASSWORD, p.port)
         session.on_exit(bob.close)
         inbox = Inbox(bob)
-        page_origin = "http://127.0.0.1:%d" % http_port
         page_url = "%s/files/index.html?%s" % (page_origin, urllib.parse.urlencode(
             {"jid": ALICE, "password": PASSWORD, "peer": BOB}))
         status, page, _ = http_request("GET", page_url)
@@ -314,7 +315,7 @@ def main():
         status, _, _ = http_request("GET", page_origin + "/files/node_modules/converse.js/dist/converse.min.js")
         check("Prosody serves Converse.js", status == 200, status)
         test_without_cors(rgw, p, inbox, page_url, page_origin, image)
-        test_rule_needs_content_type(rgw, page_origin)
+        test_rule_needs_content_type(rgw, p, page_origin)
         test_with_cors(rgw, p, inbox, page_url, page_origin, image, body)
         print("browser: %.1fs on Prosody %s (the browser runs: %s); artifacts in %s" % (
             time.monotonic() - started, p.version(),

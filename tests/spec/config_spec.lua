@@ -58,6 +58,9 @@ describe("config.read", function ()
 			{ { bucket = "with space" }, "http_upload_s3_bucket" },
 			{ { bucket = 42 }, "http_upload_s3_bucket must be a string" },
 			{ { endpoint = "minio.example.org" }, "http_upload_s3_endpoint" },
+			{ { access_id = "AKIA EXAMPLE" }, "http_upload_s3_access_id must be 1..128 printable" },
+			{ { session_token = "has space" }, "http_upload_s3_session_token must be" },
+			{ { get_url = "https://cdn.example.org/" .. ("x"):rep(1100) }, "http_upload_s3_get_url longer than" },
 			{ { endpoint = "https://user:pw@minio.example.org" }, "http_upload_s3_endpoint" },
 			{ { endpoint = "https://minio.example.org/s3" }, "http_upload_s3_endpoint" },
 			{ { endpoint = "https://minio.example.org?x=1" }, "http_upload_s3_endpoint" },
@@ -103,8 +106,11 @@ describe("config.read", function ()
 			end
 			assert.equal(1, mentions, bucket);
 		end
-		local cfg = read({ bucket = "dotted.bucket.name", endpoint = "http://127.0.0.1:7480" });
+		local cfg = read({ bucket = "dotted.bucket.name", endpoint = "http://localhost:7480" });
 		assert.is_false(cfg.path_style);  -- dots are fine without TLS
+		assert.matches("http_upload_s3_path_style must be true with an IP address",
+			refusal({ endpoint = "http://10.0.0.7:9000" }), 1, true);
+		assert.is_true(read({ endpoint = "http://10.0.0.7:9000", path_style = true }).path_style);
 		assert.is_false(read({ bucket = "chat-uploads" }).path_style);
 	end);
 
@@ -115,7 +121,7 @@ describe("config.read", function ()
 	end);
 
 	it("warns about plain http, literal secrets and static session tokens", function ()
-		local _, warnings = read({ endpoint = "http://127.0.0.1:9000", session_token = "FwoGZX" });
+		local _, warnings = read({ endpoint = "http://minio.internal:9000", session_token = "FwoGZX" });
 		local text = table.concat(warnings, "\n");
 		assert.matches("plain http", text, 1, true);
 		assert.matches("secret_key is written in the config file", text, 1, true);

@@ -26,6 +26,50 @@ describe("parse", function ()
 		local filename, size, ctype = request.parse(st.stanza("request", { xmlns = NS }));
 		assert.is_nil(filename); assert.is_nil(size); assert.is_nil(ctype);
 	end);
+
+	it("refuses a legacy request that gives a field twice, rather than reading the first", function ()
+		for _, field in ipairs({ "filename", "size", "content-type" }) do
+			local req = st.stanza("request", { xmlns = NS_LEGACY })
+				:text_tag("filename", "a.jpg"):text_tag("size", "1"):text_tag("content-type", "image/jpeg")
+				:text_tag(field, "again");
+			local filename, _, _, problem = request.parse(req);
+			assert.is_nil(filename);
+			assert.equal("Request has more than one <" .. field .. ">", problem);
+		end
+	end);
+end);
+
+describe("parse_purpose", function ()
+	local function with(...)
+		local req = st.stanza("request", { xmlns = NS, filename = "a", size = "1" });
+		for _, child in ipairs({ ... }) do req:add_child(child); end
+		return request.parse_purpose(req);
+	end
+	local function purpose(name, attr)
+		attr = attr or {};
+		attr.xmlns = request.NS_PURPOSE;
+		return st.stanza(name, attr);
+	end
+
+	it("is message when none is given, or the one given", function ()
+		assert.same({ "message" }, { with() });
+		assert.same({ "message" }, { with(st.stanza("message", { xmlns = "urn:example:other" })) });
+		for _, name in ipairs({ "message", "profile", "permanent", "unknown-purpose" }) do
+			assert.same({ name }, { with(purpose(name)) });
+		end
+		assert.same({ "ephemeral", "2026-12-24T18:00:00Z" },
+			{ with(purpose("ephemeral", { ["expire-before"] = "2026-12-24T18:00:00Z" })) });
+	end);
+
+	it("refuses two purposes", function ()
+		assert.same({ nil, "Request has more than one upload purpose" }, { with(purpose("profile"), purpose("message")) });
+	end);
+
+	it("reads purposes in the legacy namespace too", function ()
+		local req = st.stanza("request", { xmlns = NS_LEGACY }):text_tag("filename", "a"):text_tag("size", "1")
+			:add_child(purpose("profile"));
+		assert.same({ "profile" }, { request.parse_purpose(req) });
+	end);
 end);
 
 describe("parse_size", function ()
@@ -52,7 +96,8 @@ end);
 
 describe("check_filename", function ()
 	it("accepts ordinary and unusual but harmless names", function ()
-		for _, name in ipairs({ "a.txt", "très cool.jpg", "😀.png", "a+b=c&d?e#f%g.txt", ".hidden", "x" .. ("y"):rep(254) }) do
+		for _, name in ipairs({ "a.txt", "très cool.jpg", "😀.png", "a+b=c&d?e#f%g.txt", ".hidden", "x" .. ("y"):rep(254),
+			"\194\160a", "a\227\128\128b" }) do
 			assert.is_nil(request.check_filename(name), name);
 		end
 	end);
@@ -63,6 +108,9 @@ describe("check_filename", function ()
 			"a\tb", "a\nb", "a\rb", "a\127b", "a\194\133b", -- U+0085
 			"invoice\226\128\174gnp.exe", "a\226\128\142b", "a\226\129\166b", "a\216\156b", -- U+202E, U+200E, U+2066, U+061C
 			"\255\254", "a\192\175", ("x"):rep(256),
+			-- only invisible or space characters: U+00A0, U+FEFF, U+2000, U+2007, U+200B, U+3000, U+2060, U+00AD
+			"\194\160", "\239\187\191", "\226\128\128", ".\226\128\135.", "\226\128\139", "\227\128\128",
+			"\226\129\160\194\173", " \194\160.\239\187\191 ",
 		};
 		for _, name in ipairs(bad) do
 			assert.is_string(request.check_filename(name or nil), tostring(name));
