@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Prosody's CPU time per slot request, for mod_http_upload_s3 and what to compare it with.
 
-  /usr/bin/python3 bench/prosody_cost.py [--requests 5000] [--rounds 16] [--window 200]
+  /usr/bin/python3 bench/prosody_cost.py [--requests 20000] [--rounds 32] [--window 200]
 
 One Prosody (tools/stack.py), one c2s user of bench.test, four kinds of IQ get:
   ping      <ping/> to bench.test: the cheapest IQ Prosody answers
@@ -32,6 +32,7 @@ import asyncio
 import glob
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -70,6 +71,7 @@ MODULE_OPTIONS = {
     "path": "http_uploads",
     "rate_limit": False,     # false = unlimited: every request gets a slot
     "daily_quota": False,
+    "purposes": ["profile", "ephemeral", "permanent"],   # offered, as a full deployment has them
 }
 
 
@@ -367,18 +369,22 @@ def report(args, clock, kinds, blaster, cpu, ticks, round_us, elapsed, valid=Tru
     if "share" in us and "module" in us:
         print("share / module     %.2f" % (us["share"] / us["module"]))
     if "module" in us and "standin" in us:
-        ratio = us["module"] / us["standin"]
+        # judged on the rounds' medians: a neighbour's burst on this shared machine lands in a
+        # round or two and moves the totals, not the medians
+        ratio = statistics.median(round_us["module"]) / statistics.median(round_us["standin"])
+        print("module / stand-in, median round  %.2f" % ratio)
         print()
         verdict = ("PASS" if ratio <= TARGET else "MISS") if valid else "----"
-        print("%-4s  mod_http_upload_s3 within %.2fx of the stand-in  (%.2fx)%s"
-              % (verdict, TARGET, ratio, "" if valid else "  not judged: some answers were errors"))
+        print("%-4s  mod_http_upload_s3 within %.2fx of the stand-in  (%.2fx, medians of %d rounds)%s"
+              % (verdict, TARGET, ratio, len(round_us["module"]), "" if valid else "  not judged: some answers were errors"))
     if not valid:
         return   # no machine-readable figures from a run whose answers were wrong
     print()
     for kind in kinds:
         print("prosody_%s_us %.1f" % (kind, us[kind]))
     if "module" in us and "standin" in us:
-        print("prosody_module_standin_ratio %.3f" % (us["module"] / us["standin"]))
+        print("prosody_module_standin_ratio %.3f" % (statistics.median(round_us["module"])
+                                                     / statistics.median(round_us["standin"])))
 
 
 def check_answers(kinds, blaster, requests_total):
@@ -402,10 +408,10 @@ def check_answers(kinds, blaster, requests_total):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--requests", type=int, default=5000, help="measured requests of each kind (default 5000)")
-    ap.add_argument("--rounds", type=int, default=16,
+    ap.add_argument("--requests", type=int, default=20000, help="measured requests of each kind (default 20000)")
+    ap.add_argument("--rounds", type=int, default=32,
                     help="rounds the requests are spread over, the kinds' order changing from one to the next "
-                    "(default 16: for four kinds, every kind comes right after every other one twice each "
+                    "(default 32: for four kinds, every kind comes right after every other one four times each "
                     "way round)")
     ap.add_argument("--window", type=int, default=200, help="most requests outstanding at once (default 200)")
     ap.add_argument("--kinds", default="ping,standin,module,share",

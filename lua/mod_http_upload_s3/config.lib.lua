@@ -86,7 +86,8 @@ end
 
 -- A per-user limit: a whole number from min, or false for none (math.huge).
 local function limit(get, name, default, min)
-	if get(name) == false then
+	local value = get(name);
+	if value == false or (value == nil and default == math.huge) then
 		return math.huge;
 	end
 	return integer(get, name, default, min, math.maxinteger);

@@ -43,11 +43,13 @@ end
 -- given) and, for ephemeral, the expire-before text; or nil and why not.
 local function parse_purpose(request)
 	local purpose;
-	for child in request:childtags(nil, NS_PURPOSE) do
-		if purpose then
-			return nil, "Request has more than one upload purpose";
+	for _, child in ipairs(request.tags) do   -- most requests have no child: no iterator to make
+		if child.attr.xmlns == NS_PURPOSE then
+			if purpose then
+				return nil, "Request has more than one upload purpose";
+			end
+			purpose = child;
 		end
-		purpose = child;
 	end
 	if not purpose then
 		return "message";

@@ -155,5 +155,40 @@ describe("config.read", function ()
 		local cfg = read({ daily_quota = false, rate_limit = false });
 		assert.equal(math.huge, cfg.daily_quota);
 		assert.equal(math.huge, cfg.rate_limit);
+		cfg = read({ daily_quota = false, purposes = { "permanent", "profile" } });
+		assert.equal(math.huge, cfg.purposes.permanent.daily_quota); -- as message
+		assert.equal(5 * 1024 * 1024, cfg.purposes.profile.daily_quota); -- its own default
+	end);
+
+	it("reads purposes: folders, limits, retention, downloads", function ()
+		local cfg = read({ purposes = { "profile", "ephemeral", "permanent" }, expires_after = 30 * 86400,
+			profile_file_size_limit = 2048, permanent_path = "forever", presign_get = true });
+		assert.same({ "message", "profile", "ephemeral", "permanent" },
+			{ cfg.purpose_list[1].name, cfg.purpose_list[2].name, cfg.purpose_list[3].name, cfg.purpose_list[4].name });
+		assert.same({ "http_uploads/", "http_uploads_profile/", "http_uploads_ephemeral/", "forever/" },
+			{ cfg.purposes.message.key_prefix, cfg.purposes.profile.key_prefix, cfg.purposes.ephemeral.key_prefix,
+				cfg.purposes.permanent.key_prefix });
+		assert.same({ 30, false, 7, false }, { cfg.purposes.message.expires_after, cfg.purposes.profile.expires_after,
+			cfg.purposes.ephemeral.expires_after, cfg.purposes.permanent.expires_after });
+		assert.equal(2048, cfg.purposes.profile.file_size_limit);
+		assert.is_false(cfg.purposes.profile.presign_get); -- avatars stay public
+		assert.is_true(cfg.purposes.permanent.presign_get); -- as message
+		assert.is_true(cfg.purposes.ephemeral.presign_get);
+		assert.is_nil(read({}).purposes.profile); -- not offered unless listed
+		assert.equal(2, read({ expires_after = 36 * 3600 }).purposes.message.expires_after); -- whole days, rounded up
+	end);
+
+	it("refuses purposes that would share a folder, or unknown ones", function ()
+		assert.matches("http_upload_s3_purposes has \"avatars\"", refusal({ purposes = { "avatars" } }), 1, true);
+		assert.matches("http_upload_s3_profile_path \"http_uploads/profile\" and the message folder",
+			refusal({ purposes = { "profile" }, profile_path = "http_uploads/profile" }), 1, true);
+		assert.matches("http_upload_s3_permanent_path",
+			refusal({ purposes = { "profile", "permanent" }, profile_path = "a", permanent_path = "a" }), 1, true);
+		assert.matches("http_upload_s3_path must name a folder when purposes are enabled",
+			refusal({ path = "nil", purposes = { "profile" } }), 1, true);
+		assert.matches("http_upload_s3_ephemeral_expires_after must be a period",
+			refusal({ purposes = { "ephemeral" }, ephemeral_expires_after = false }), 1, true);
+		assert.matches("http_upload_s3_expires_after", refusal({ expires_after = "soon" }), 1, true);
+		assert.matches("http_upload_s3_cors_origins", refusal({ cors_origins = { "chat.example.org" } }), 1, true);
 	end);
 end);
