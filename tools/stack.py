@@ -5,10 +5,13 @@ Used by the demo (tools/demo.py) and the integration tests. Every server binds
 127.0.0.1 on a free port; every wait is bounded; stop() kills only the
 processes started here. Run with /usr/bin/python3 (Debian's botocore).
 """
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
+import string
 import subprocess
 import sys
 import tempfile
@@ -68,11 +71,11 @@ def lua_string(value):
 class RGW:
     """A throw-away Ceph RADOS Gateway with one user and one bucket."""
 
-    def __init__(self, workdir, bucket="uploads"):
+    def __init__(self, workdir, bucket="uploads", sts=False):
         checks.requires("Ceph's RADOS Gateway (radosgw)", checks.program("radosgw"),
                         checks.debian_package("radosgw (with ceph-mon, ceph-osd, ceph-common)"))
         self.dir = os.path.join(workdir, "rgw")
-        env = dict(os.environ, RGW_BUCKET=bucket)
+        env = dict(os.environ, RGW_BUCKET=bucket, RGW_STS="1" if sts else "")
         subprocess.run([os.path.join(ROOT, "tests", "s3", "rgw-start"), self.dir], env=env, check=True,
                        stdout=subprocess.DEVNULL, timeout=60)
         self.env = s3util.load_env(self.dir)
@@ -90,6 +93,34 @@ class RGW:
         }
         options.update(extra)
         return {"http_upload_s3_" + k: v for k, v in options.items()}
+
+    def admin(self, *args):
+        """radosgw-admin on this cluster; its output."""
+        return subprocess.run(["radosgw-admin", "-c", os.path.join(self.dir, "ceph.conf"), "-n", "client.admin"]
+                              + list(args), check=True, timeout=60, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL).stdout.decode()
+
+    def create_role(self, name):
+        """A role the test user may assume (with RGW_STS), allowed everything in S3; its ARN."""
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["sts:AssumeRole"],
+                                                         "Principal": {"AWS": ["arn:aws:iam:::user/test"]}}]}
+        self.admin("role", "create", "--role-name=" + name, "--path=/",
+                   "--assume-role-policy-doc=" + json.dumps(trust))
+        rights = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:*"],
+                                                          "Resource": "arn:aws:s3:::*"}]}
+        self.admin("role-policy", "put", "--role-name=" + name, "--policy-name=s3",
+                   "--policy-doc=" + json.dumps(rights))
+        return "arn:aws:iam:::role/" + name
+
+    def add_key(self):
+        """Another access key of the test user: (access key id, secret)."""
+        alnum = string.ascii_letters + string.digits
+        access, secret = "".join(secrets.choice(alnum) for _ in range(20)), "".join(secrets.choice(alnum) for _ in range(40))
+        self.admin("key", "create", "--uid=test", "--key-type=s3", "--access-key=" + access, "--secret-key=" + secret)
+        return access, secret
+
+    def remove_key(self, access):
+        self.admin("key", "rm", "--uid=test", "--key-type=s3", "--access-key=" + access)
 
     def stop(self):
         subprocess.run([os.path.join(ROOT, "tests", "s3", "rgw-stop"), self.dir], check=False, timeout=60)
@@ -140,6 +171,8 @@ class Prosody:
         ]
         if os.geteuid() == 0:
             lines.append("run_as_root = true")
+        # prosodyctl reload and the like, which Prosody 13 leaves to a service manager, of which there is none here
+        lines.append("prosodyctl_service_warnings = false")
         for name, value in self.global_options.items():
             lines.append("%s = %s" % (name, lua_string(value)))
 
@@ -263,6 +296,11 @@ class Session:
         self.on_exit(rgw.stop)
         self._credentials.append(rgw.env["RGW_SECRET_KEY"])
         return rgw
+
+    def secret(self, value):
+        """Something no server log may contain (a secret, a session token, a provider's answer)."""
+        self._credentials.append(value)
+        return value
 
     def prosody(self, *args, **options):
         # registered before starting, so that one that fails to come up is stopped too

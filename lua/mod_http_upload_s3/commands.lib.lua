@@ -19,8 +19,11 @@ local hashes = require "util.hashes";
 local base64 = require "util.encodings".base64;
 local json = require "util.json";
 
+local datetime = require "util.datetime";
+
 local config = module:require "config";
 local bucket = module:require "bucket";
+local credentials = module:require "credentials";
 
 local PROBE_NAME = "http_upload_s3-check.txt";
 local PROBE_BODY = "mod_http_upload_s3 check: this object may be deleted\n";
@@ -161,6 +164,42 @@ local function get_options(cfg, options)
 	return options;
 end
 
+---- credentials ----------------------------------------------------------------
+
+-- The credentials a command signs with, fetched now and waited for (LuaSocket
+-- answers at once): creds, where they came from | nil, what failed.
+local function fetch_credentials(cfg)
+	local env = setmetatable({
+		http = function (req, callback)
+			callback(request(req.method, req.url, req.body, req.headers));
+		end,
+		s3sign = s3sign,
+	}, { __index = config.process_env });
+	local chain = credentials.new(cfg, env);
+	local got, problem;
+	chain:start(os.time(), function (creds) got = creds; end, function (why) problem = why; end);
+	if not got then
+		return nil, problem;
+	end
+	return got, chain.source;
+end
+
+-- A signer for a host's configuration, with the credentials it would use; nil after printing why not.
+local function host_signer(host, cfg, print)
+	local creds, source = fetch_credentials(cfg);
+	if not creds then
+		print(("%s: credentials: FAIL: %s"):format(host, source));
+		return nil;
+	end
+	print(("%s: credentials: ok (from %s%s)"):format(host, source,
+		creds.expiration and (", valid until " .. datetime.datetime(creds.expiration)) or ""));
+	local signer, err = s3sign.new(config.signer_options(cfg, creds));
+	if not signer then
+		print(("%s: credentials: FAIL: %s"):format(host, err));
+	end
+	return signer;
+end
+
 ---- the bucket's settings ------------------------------------------------------
 
 -- Per document: its subresource, what S3 answers when there is none, how the
@@ -256,7 +295,10 @@ local function setup_host(host, dry_run, print)
 		print(("%s: configuration: FAIL: %s"):format(host, err));
 		return false;
 	end
-	local signer = assert(s3sign.new(config.signer_options(cfg)));
+	local signer = host_signer(host, cfg, print);
+	if not signer then
+		return false;
+	end
 	local ok, changed = true, false;
 	for _, result in ipairs(bucket_changes(cfg, host, signer)) do
 		local name = result.doc.name;
@@ -304,16 +346,15 @@ local function check_host(host, print)
 		print(("%s: configuration: FAIL: %s"):format(host, warnings));
 		return false;
 	end
-	local signer, err = s3sign.new(config.signer_options(cfg));
-	if not signer then
-		print(("%s: configuration: FAIL: %s"):format(host, err));
-		return false;
-	end
 	for _, warning in ipairs(warnings) do
 		print(("%s: configuration: warning: %s"):format(host, warning));
 	end
 	print(("%s: configuration: ok (bucket %s, region %s, %s, %s)"):format(host, cfg.bucket, cfg.region,
 		cfg.endpoint or "AWS", cfg.path_style and "path-style" or "virtual-hosted"));
+	local signer = host_signer(host, cfg, print);
+	if not signer then
+		return false;
+	end
 
 	local now = os.time();
 	local folder = cfg.prefix ~= "" and cfg.prefix .. "/" or "";
@@ -421,7 +462,10 @@ local function presign(args, print)
 		print(("%s: %s"):format(host, err));
 		return 1;
 	end
-	local signer = assert(s3sign.new(config.signer_options(cfg)));
+	local signer = host_signer(host, cfg, function (line) io.stderr:write(line, "\n"); end);
+	if not signer then
+		return 1;
+	end
 	local signed_type = cfg.sign_content_type and content_type or nil;
 	local put, get, key = signer:slot(cfg.prefix ~= "" and cfg.prefix .. "/" or "", filename, size, signed_type,
 		get_options(cfg, {}));

@@ -9,6 +9,7 @@
 -- What the signing library checks (endpoints, lengths, characters) it checks
 -- for this file too, through s3sign.parse_endpoint and a trial s3sign.new.
 
+local lfs = require "lfs";
 local s3sign = require "s3sign";
 
 local PREFIX = "http_upload_s3_";
@@ -191,12 +192,15 @@ local function credential(get, env, name, env_name, warnings)
 	return from_env ~= "" and from_env or nil;
 end
 
--- The s3sign.new{} table for a checked configuration.
-local function signer_options(cfg)
+-- Stands in for credentials that are still to be fetched, in the trial signer.
+local PENDING = { access_key_id = "AKIDPENDING", secret_key = "pending" };
+
+-- The s3sign.new{} table for a checked configuration and a set of credentials.
+local function signer_options(cfg, creds)
 	return {
-		access_key_id = cfg.access_key_id;
-		secret_key = cfg.secret_key;
-		session_token = cfg.session_token;
+		access_key_id = creds.access_key_id;
+		secret_key = creds.secret_key;
+		session_token = creds.session_token;
 		region = cfg.region;
 		bucket = cfg.bucket;
 		endpoint = cfg.endpoint;
@@ -289,21 +293,93 @@ local function read_purposes(get, env, cfg, warnings)
 	end
 end
 
+-- The address of the ECS / EKS credentials endpoint: https anywhere, plain http only on
+-- loopback or the addresses ECS and EKS Pod Identity use, as the AWS SDKs allow.
+local CONTAINER_HOSTS = { ["127.0.0.1"] = true, ["localhost"] = true, ["[::1]"] = true,
+	["169.254.170.2"] = true, ["169.254.170.23"] = true, ["[fd00:ec2::23]"] = true };
+
+local function container_endpoint(env)
+	local full, relative = env.getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI"), env.getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+	local uri = relative and relative ~= "" and "http://169.254.170.2" .. relative or full;
+	if not uri or uri == "" then
+		refuse("credentials", "is \"container\", but neither AWS_CONTAINER_CREDENTIALS_RELATIVE_URI nor "
+			.. "AWS_CONTAINER_CREDENTIALS_FULL_URI is set");
+	end
+	local scheme, host = uri:match("^(https?)://(%[?[^/%]:]*%]?)");
+	if not scheme or (scheme == "http" and not CONTAINER_HOSTS[host]) then
+		refuse("credentials", "is \"container\", but AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, "
+			.. "or http on loopback or 169.254.170.2/.23");
+	end
+	local token, token_file = env.getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN"), env.getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+	return { uri = uri, token = token ~= "" and token or nil, token_file = token_file ~= "" and token_file or nil };
+end
+
+-- Where the credentials come from (credentials.lib.lua fetches them): the
+-- options, their files or the environment; EC2 instance metadata; the
+-- container endpoint; and an STS role on top of any of them.
+local function read_credentials(get, env, warnings)
+	local c = { files = {}, static = {} };
+	c.source = typed(get, "credentials", "string", "static");
+	if c.source == "static" then
+		c.static.access_key_id = credential(get, env, "access_id", "AWS_ACCESS_KEY_ID", warnings);
+		c.static.secret_key = credential(get, env, "secret_key", "AWS_SECRET_ACCESS_KEY", warnings);
+		c.static.session_token = credential(get, env, "session_token", "AWS_SESSION_TOKEN", warnings);
+		if not c.static.access_key_id then
+			refuse("access_id", "is required (or %saccess_id_file, or AWS_ACCESS_KEY_ID)", PREFIX);
+		elseif not c.static.secret_key then
+			refuse("secret_key", "is required (or %ssecret_key_file, or AWS_SECRET_ACCESS_KEY)", PREFIX);
+		end
+		for _, name in ipairs({ "access_id", "secret_key", "session_token" }) do
+			c.files[name] = get(name .. "_file");
+		end
+		c.description = next(c.files) and "the credential files" or "the options or the AWS_* variables";
+	elseif c.source == "instance" then
+		local endpoint = env.getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+		c.instance_endpoint = (endpoint and endpoint ~= "" and endpoint or "http://169.254.169.254"):gsub("/+$", "");
+		if not c.instance_endpoint:find("^https?://[^/]+$") then
+			refuse("credentials", "is \"instance\", but AWS_EC2_METADATA_SERVICE_ENDPOINT is not http(s)://host[:port]");
+		end
+		c.description = "EC2 instance metadata at " .. c.instance_endpoint;
+	elseif c.source == "container" then
+		c.container = container_endpoint(env);
+		c.description = "the container credentials endpoint " .. c.container.uri;
+	else
+		refuse("credentials", "must be \"static\", \"instance\" or \"container\"");
+	end
+	if c.source ~= "static" and (get("access_id") or get("secret_key")) then
+		table.insert(warnings, ("%saccess_id and _secret_key are not used: the credentials come from %s")
+			:format(PREFIX, c.description));
+	end
+
+	local arn = typed(get, "role_arn", "string");
+	if arn then
+		if not arn:find("^arn:[%w-]+:iam::%d*:role/.+$") then
+			refuse("role_arn", "must be a role's ARN, like arn:aws:iam::123456789012:role/uploader");
+		end
+		c.role = {
+			arn = arn,
+			session_name = typed(get, "role_session_name", "string", "mod_http_upload_s3"),
+			duration = period(get, env, "role_duration", 3600, 900, 43200),
+			external_id = typed(get, "role_external_id", "string"),
+			endpoint = typed(get, "sts_endpoint", "string") or typed(get, "endpoint", "string"),
+			region = typed(get, "region", "string") or env.getenv("AWS_REGION"),
+		};
+		if not c.role.session_name:find("^[%w_+=,.@-]+$") or #c.role.session_name < 2 or #c.role.session_name > 64 then
+			refuse("role_session_name", "must be 2..64 of letters, digits and _+=,.@-");
+		elseif c.role.endpoint and not s3sign.parse_endpoint(c.role.endpoint) then
+			refuse("sts_endpoint", "must be http(s)://host[:port], without a path, query or user name");
+		end
+	elseif c.static.session_token then
+		table.insert(warnings, "a static session token is configured: upload URLs fail once it expires");
+	end
+	return c;
+end
+
 local function read(get, env)
 	local warnings = {};
 	local cfg = {};
 
-	cfg.access_key_id = credential(get, env, "access_id", "AWS_ACCESS_KEY_ID", warnings);
-	cfg.secret_key = credential(get, env, "secret_key", "AWS_SECRET_ACCESS_KEY", warnings);
-	cfg.session_token = credential(get, env, "session_token", "AWS_SESSION_TOKEN", warnings);
-	if not cfg.access_key_id then
-		refuse("access_id", "is required (or %saccess_id_file, or AWS_ACCESS_KEY_ID)", PREFIX);
-	elseif not cfg.secret_key then
-		refuse("secret_key", "is required (or %ssecret_key_file, or AWS_SECRET_ACCESS_KEY)", PREFIX);
-	end
-	if cfg.session_token then
-		table.insert(warnings, "a static session token is configured: upload URLs fail once it expires");
-	end
+	cfg.credentials = read_credentials(get, env, warnings);
 
 	cfg.endpoint = typed(get, "endpoint", "string");
 	local endpoint = { scheme = "https", ip = false };
@@ -375,7 +451,8 @@ local function read(get, env)
 	read_purposes(get, env, cfg, warnings);
 
 	-- what only the library can tell: lengths and characters of credentials, region, bucket
-	local trial, problem = s3sign.new(signer_options(cfg));
+	local static = cfg.credentials.source == "static" and not cfg.credentials.role;
+	local trial, problem = s3sign.new(signer_options(cfg, static and cfg.credentials.static or PENDING));
 	if not trial then
 		local field, why = problem:match("^([%w_]+): (.*)$");
 		refuse(SIGNER_FIELDS[field] or "access_id", "%s", why or problem);
@@ -392,9 +469,15 @@ local function read_file(path)
 	f:close();
 	return content;
 end
+-- What tells a file that changed from one that did not, without reading it.
+local function file_signature(path)
+	local a = lfs.attributes(path);
+	return a and ("%d:%d:%d"):format(a.modification, a.change, a.size) or nil;
+end
 local process_env = {
 	getenv = os.getenv,
 	read_file = read_file,
+	file_signature = file_signature,
 	parse_duration = require "util.human.io".parse_duration, -- nil before Prosody 13
 };
 
@@ -411,4 +494,5 @@ return {
 	read = read;
 	load = load;
 	signer_options = signer_options;
+	process_env = process_env;
 };

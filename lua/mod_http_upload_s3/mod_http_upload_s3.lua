@@ -26,19 +26,24 @@ end
 
 local request = module:require "request";
 local rules = module:require "rules";
+local credentials = module:require "credentials";
+local http = require "net.http";
 local NS, NS_LEGACY, NS_PURPOSE = request.NS, request.NS_LEGACY, request.NS_PURPOSE;
 
-local cfg, warnings = config.load(function (name)
-	return module:get_option("http_upload_s3_" .. name);
-end);
-if not cfg then
-	error("Refusing to load: " .. warnings, 0); -- one line naming the option
-end
-for _, warning in ipairs(warnings) do
-	module:log("warn", "%s", warning);
+local function read_config()
+	local new_cfg, warnings = config.load(function (name)
+		return module:get_option("http_upload_s3_" .. name);
+	end);
+	for _, warning in ipairs(new_cfg and warnings or {}) do
+		module:log("warn", "%s", warning);
+	end
+	return new_cfg, warnings;
 end
 
-local signer = assert(s3sign.new(config.signer_options(cfg)));
+local cfg, load_problem = read_config();
+if not cfg then
+	error("Refusing to load: " .. load_problem, 0); -- one line naming the option
+end
 local upload_rules = rules.new(cfg, module:open_store("upload_quota"));
 
 -- Whose users may upload: the host's own, or a component's parent host's.
@@ -46,15 +51,28 @@ local users_host = module:get_host_type() == "component" and module.host:match("
 
 module:depends("disco");
 module:add_identity("store", "file", module:get_option_string("name", "HTTP File Upload"));
-for _, ns in ipairs({ NS, NS_LEGACY }) do
-	module:add_feature(ns);
-	module:add_extension(dataform {
-		{ name = "FORM_TYPE", type = "hidden", value = ns },
-		{ name = "max-file-size", type = "text-single", datatype = "xs:integer" },
-	}:form({ ["max-file-size"] = tostring(cfg.file_size_limit) }, "result"));
-end
-for _, purpose in ipairs(cfg.purpose_list) do
-	module:add_feature(NS_PURPOSE .. "#" .. purpose.name);
+
+-- The disco features and forms of a configuration, in place of the last one's.
+local advertised = {};
+local function advertise(c)
+	for _, item in ipairs(advertised) do
+		module:remove_item(item[1], item[2]);
+	end
+	advertised = {};
+	local function add(kind, value)
+		module:add_item(kind, value);
+		table.insert(advertised, { kind, value });
+	end
+	for _, ns in ipairs({ NS, NS_LEGACY }) do
+		add("feature", ns);
+		add("extension", dataform {
+			{ name = "FORM_TYPE", type = "hidden", value = ns },
+			{ name = "max-file-size", type = "text-single", datatype = "xs:integer" },
+		}:form({ ["max-file-size"] = tostring(c.file_size_limit) }, "result"));
+	end
+	for _, purpose in ipairs(c.purpose_list) do
+		add("feature", NS_PURPOSE .. "#" .. purpose.name);
+	end
 end
 
 -- Every reply the module can send, once per namespace (its elements live in it).
@@ -105,6 +123,120 @@ end
 -- Types a browser may run scripts in, even where a wildcard calls them safe.
 local ACTIVE_TYPES = { ["image/svg+xml"] = true, ["text/html"] = true, ["application/xhtml+xml"] = true,
 	["text/xml"] = true, ["application/xml"] = true };
+
+---- credentials, the signer, and reloads --------------------------------------
+
+local measure_refreshes = module:metric("counter", "credential_refreshes", "", "Sets of credentials obtained", {})
+	:with_labels();
+local measure_refresh_failures = module:metric("counter", "credential_failures", "",
+	"Failed attempts to obtain credentials", {}):with_labels();
+local measure_expiry = module:metric("gauge", "credentials_expiry", "seconds",
+	"Seconds until the current credentials expire", {}):with_labels();
+
+-- The sources' requests, through Prosody's asynchronous HTTP client.
+local function fetch(req, callback)
+	http.request(req.url, { method = req.method, headers = req.headers, body = req.body }, function (body, code)
+		if type(code) ~= "number" or code < 100 then
+			return callback(nil, tostring(body));
+		end
+		callback({ status = code, body = body });
+	end);
+end
+local provider_env = setmetatable({ http = fetch, s3sign = s3sign }, { __index = config.process_env });
+
+-- A configuration serves slots (active) once the first set of credentials from
+-- its source is there; until then the one before it goes on (pending).
+local active, pending;
+local unavailable_logged = false; -- that slots are refused for want of credentials: said once
+
+local function install(new_cfg)
+	local entry = { cfg = new_cfg, chain = credentials.new(new_cfg, provider_env) };
+	pending = entry;
+	entry.chain:start(os.time(), function (creds, source)
+		if entry ~= active and entry ~= pending then
+			return; -- a later configuration took over
+		end
+		local ok, why;
+		if entry.signer then
+			ok, why = entry.signer:set_credentials(creds); -- all three at once, the old wiped
+		else
+			entry.signer, why = s3sign.new(config.signer_options(new_cfg, creds));
+			ok = entry.signer ~= nil;
+		end
+		if not ok then
+			module:log("error", "The credentials from %s cannot sign: %s", source, why);
+			return;
+		end
+		if entry == pending then
+			local previous = active;
+			active, pending = entry, nil;
+			cfg, upload_rules.cfg = new_cfg, new_cfg;
+			advertise(new_cfg);
+			if previous and previous.signer then
+				previous.signer:close();
+			end
+		end
+		measure_refreshes:add(1);
+		unavailable_logged = false;
+		module:log("debug", "Signing with credentials from %s%s", source,
+			creds.expiration and (", valid until " .. datetime.datetime(creds.expiration)) or "");
+	end, function (why, failures)
+		measure_refresh_failures:add(1);
+		if failures == 1 then -- one line per outage, not per retry
+			module:log("warn", "Could not obtain credentials from %s: %s; retrying", entry.chain.source, why);
+		end
+	end);
+end
+install(cfg);
+
+module:add_timer(2, function ()
+	local now = os.time();
+	for _, entry in ipairs({ active or false, pending or false }) do
+		if entry then
+			entry.chain:tick(now);
+		end
+	end
+	local expires_at = active and active.chain.expires_at;
+	if expires_at then
+		measure_expiry:set(expires_at - now);
+	end
+	return 2;
+end);
+
+-- Why slots cannot be signed now, or nil; logged once until credentials are back.
+local function signing_unavailable(now)
+	if active and active.chain:usable(now) then
+		return nil;
+	end
+	if not unavailable_logged then
+		unavailable_logged = true;
+		local chain = (pending or active).chain;
+		module:log("error", "Refusing upload slots: the credentials from %s %s (%s)", chain.source,
+			chain.expires_at and ("expired at " .. datetime.datetime(chain.expires_at)) or "are not there yet",
+			chain.problem or "no answer yet");
+	end
+	return true;
+end
+
+-- prosodyctl reload (SIGHUP): the options again; a configuration that does not
+-- load keeps the running one, so a typo never takes uploads down.
+module:hook_global("config-reloaded", function ()
+	local new_cfg, why = read_config();
+	if not new_cfg then
+		module:log("error", "Kept the running configuration: %s", why);
+		return;
+	end
+	install(new_cfg);
+end);
+
+-- A module reload keeps the rate limits and the quota counted so far.
+function module.save()
+	return { usage = upload_rules.usage, buckets = upload_rules.buckets };
+end
+function module.restore(data)
+	upload_rules.usage = data.usage or upload_rules.usage;
+	upload_rules.buckets = data.buckets or upload_rules.buckets;
+end
 
 ---- who may upload ---------------------------------------------------------
 
@@ -219,8 +351,11 @@ local function issue_slot(ns, uploader, now, req)
 		return nil, slot_error(ns, "quota", nil, retry_at);
 	end
 
+	if signing_unavailable(now) then
+		return nil, slot_error(ns, "internal", "Upload credentials are not available; try again later");
+	end
 	local started = gettime();
-	local put, get_or_err, key = signer:slot(purpose.key_prefix, filename, size,
+	local put, get_or_err, key = active.signer:slot(purpose.key_prefix, filename, size,
 		cfg.sign_content_type and content_type or nil,
 		get_expires and download_options(get_expires, filename, content_type) or nil);
 	measure_signing:sample(gettime() - started);

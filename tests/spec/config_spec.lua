@@ -132,12 +132,34 @@ describe("config.read", function ()
 	it("reads secrets from a file or the AWS environment variables", function ()
 		local cfg, warnings = read({ secret_key = "nil", secret_key_file = "/run/secrets/s3" }, nil,
 			{ ["/run/secrets/s3"] = "from-file-secret\n" });
-		assert.equal("from-file-secret", cfg.secret_key);
+		assert.equal("from-file-secret", cfg.credentials.static.secret_key);
+		assert.same({ secret_key = "/run/secrets/s3" }, cfg.credentials.files); -- watched for rotations
 		assert.equal(0, #warnings);
 		cfg = read({ access_id = "nil", secret_key = "nil", region = "nil" },
 			{ AWS_ACCESS_KEY_ID = "AKIDENV", AWS_SECRET_ACCESS_KEY = "env-secret", AWS_SESSION_TOKEN = "tok", AWS_REGION = "us-east-1" });
 		assert.same({ "AKIDENV", "env-secret", "tok", "us-east-1" },
-			{ cfg.access_key_id, cfg.secret_key, cfg.session_token, cfg.region });
+			{ cfg.credentials.static.access_key_id, cfg.credentials.static.secret_key,
+				cfg.credentials.static.session_token, cfg.region });
+	end);
+
+	it("reads where credentials come from: instance, container, a role", function ()
+		local cfg, warnings = read({ credentials = "instance", access_id = "nil", secret_key = "nil" },
+			{ AWS_EC2_METADATA_SERVICE_ENDPOINT = "http://127.0.0.1:1338/" });
+		assert.equal("http://127.0.0.1:1338", cfg.credentials.instance_endpoint);
+		assert.same({}, warnings);
+		cfg = read({ credentials = "container", access_id = "nil", secret_key = "nil" },
+			{ AWS_CONTAINER_CREDENTIALS_RELATIVE_URI = "/v2/credentials/abc", AWS_CONTAINER_AUTHORIZATION_TOKEN = "t" });
+		assert.same({ uri = "http://169.254.170.2/v2/credentials/abc", token = "t" }, cfg.credentials.container);
+		assert.matches("AWS_CONTAINER_CREDENTIALS_FULL_URI must be https",
+			refusal({ credentials = "container" }, { AWS_CONTAINER_CREDENTIALS_FULL_URI = "http://10.0.0.1/creds" }), 1, true);
+		assert.matches("neither AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", refusal({ credentials = "container" }), 1, true);
+		assert.matches("http_upload_s3_credentials must be", refusal({ credentials = "vault" }), 1, true);
+		cfg = read({ role_arn = "arn:aws:iam::123456789012:role/uploader", role_duration = 900 });
+		assert.same({ arn = "arn:aws:iam::123456789012:role/uploader", session_name = "mod_http_upload_s3",
+			duration = 900, region = "eu-west-2" }, cfg.credentials.role);
+		assert.matches("http_upload_s3_role_arn", refusal({ role_arn = "uploader" }), 1, true);
+		assert.matches("http_upload_s3_role_duration must be between 900 and 43200",
+			refusal({ role_arn = "arn:aws:iam::1:role/r", role_duration = 60 }), 1, true);
 	end);
 
 	it("takes lifetimes as seconds, or as periods where Prosody parses them", function ()

@@ -1,0 +1,179 @@
+-- Where credentials come from and when they are fetched again
+-- (lua/mod_http_upload_s3/credentials.lib.lua), driven by a fake HTTP client and clock.
+local s3sign = require "s3sign";
+local credentials = dofile("lua/mod_http_upload_s3/credentials.lib.lua");
+
+local T0 = 1764650000;
+local function stamp(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", t); end
+
+local function assume_role_answer(id, expires)
+	return ([[<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult>
+<Credentials><AccessKeyId>%s</AccessKeyId><SecretAccessKey>secret-%s</SecretAccessKey>
+<SessionToken>token-%s</SessionToken><Expiration>%s</Expiration></Credentials>
+</AssumeRoleResult></AssumeRoleResponse>]]):format(id, id, id, stamp(expires));
+end
+
+local function json_answer(id, expires)
+	return ('{"Code":"Success","AccessKeyId":"%s","SecretAccessKey":"secret-%s","Token":"token-%s","Expiration":"%s"}')
+		:format(id, id, id, stamp(expires));
+end
+
+-- An HTTP client that answers from a script and records the requests.
+local function fake_http(answer)
+	local log = {};
+	return function (req, callback)
+		table.insert(log, req);
+		callback(answer(req, #log));
+	end, log;
+end
+
+local function chain_for(c, http, files)
+	files = files or {};
+	local env = {
+		http = http, s3sign = s3sign,
+		read_file = function (path) return files[path] and files[path].content, "No such file"; end,
+		file_signature = function (path) return files[path] and files[path].signature; end,
+	};
+	local chain = credentials.new({ credentials = c }, env);
+	local got, problems = {}, {};
+	chain:start(T0, function (creds) table.insert(got, creds); end, function (why) table.insert(problems, why); end);
+	return chain, got, problems;
+end
+
+describe("responses", function ()
+	it("reads STS, IMDS and container credentials, and their errors", function ()
+		assert.same({ access_key_id = "ASIA1", secret_key = "secret-ASIA1", session_token = "token-ASIA1",
+			expiration = T0 + 900 }, credentials.parse_assume_role(assume_role_answer("ASIA1", T0 + 900)));
+		assert.same({ nil, "AccessDenied: not allowed" }, { credentials.parse_assume_role(
+			"<ErrorResponse><Error><Code>AccessDenied</Code><Message>not allowed</Message></Error></ErrorResponse>") });
+		assert.is_nil((credentials.parse_assume_role("<AssumeRoleResponse/>")));
+		assert.is_nil((credentials.parse_assume_role("not xml")));
+		assert.same({ access_key_id = "ASIA2", secret_key = "secret-ASIA2", session_token = "token-ASIA2",
+			expiration = T0 + 3600 }, credentials.parse_json_credentials(json_answer("ASIA2", T0 + 3600)));
+		assert.is_nil((credentials.parse_json_credentials('{"AccessKeyId":"A"}')));
+		assert.is_nil((credentials.parse_json_credentials("{")));
+	end);
+
+	it("writes the AssumeRole form, refreshes halfway, and backs off", function ()
+		assert.equal("Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fr"
+			.. "&RoleSessionName=s&DurationSeconds=900&ExternalId=x%20y",
+			credentials.assume_role_body({ arn = "arn:aws:iam::1:role/r", session_name = "s", duration = 900,
+				external_id = "x y" }, s3sign));
+		assert.equal(T0 + 1800, credentials.refresh_at({ expiration = T0 + 3600 }, T0));
+		assert.equal(T0 + 5400, credentials.refresh_at({ expiration = T0 + 7200 }, T0 + 3600));
+		assert.is_nil(credentials.refresh_at({}, T0));
+		assert.same({ 5, 10, 20, 300, 15 }, { credentials.retry_delay(1), credentials.retry_delay(2),
+			credentials.retry_delay(3), credentials.retry_delay(10), credentials.retry_delay(10, true) });
+	end);
+end);
+
+describe("a static source", function ()
+	it("gives the options' credentials at once and never asks anything", function ()
+		local http, log = fake_http(function () error("no request expected"); end);
+		local chain, got = chain_for({ source = "static", files = {},
+			static = { access_key_id = "AKID", secret_key = "s" }, description = "the options" }, http);
+		assert.same({ { access_key_id = "AKID", secret_key = "s" } }, got);
+		assert.is_true(chain:usable(T0 + 10^6));
+		chain:tick(T0 + 10^6);
+		assert.equal(0, #log);
+	end);
+
+	it("applies rotated files together, once they have stopped changing", function ()
+		local files = { ["/id"] = { content = "OLDID\n", signature = "1" }, ["/secret"] = { content = "old", signature = "1" } };
+		local http = fake_http(function () end);
+		local chain, got = chain_for({ source = "static", static = {}, description = "the credential files",
+			files = { access_id = "/id", secret_key = "/secret" } }, http, files);
+		assert.same({ access_key_id = "OLDID", secret_key = "old" }, got[1]);
+		files["/id"] = { content = "NEWID", signature = "2" }; -- the secret is not written yet
+		chain:tick(T0 + 2);
+		assert.equal(1, #got); -- half a rotation is never signed with
+		files["/secret"] = { content = "new", signature = "2" };
+		chain:tick(T0 + 4);
+		assert.equal(1, #got); -- changed again since the last look: wait once more
+		chain:tick(T0 + 6);
+		assert.same({ access_key_id = "NEWID", secret_key = "new" }, got[2]);
+		chain:tick(T0 + 8);
+		assert.equal(2, #got);
+	end);
+end);
+
+describe("an STS role", function ()
+	local ROLE = { arn = "arn:aws:iam:::role/uploader", session_name = "prosody", duration = 900,
+		endpoint = "http://127.0.0.1:7480", region = "us-east-1" };
+
+	it("is assumed with the base credentials in a header-signed POST, and refreshed halfway", function ()
+		local n = 0;
+		local http, log = fake_http(function ()
+			n = n + 1;
+			return { status = 200, body = assume_role_answer("ASIA" .. n, T0 + 900 * n) };
+		end);
+		local chain, got = chain_for({ source = "static", files = {}, static = { access_key_id = "AKID", secret_key = "s" },
+			role = ROLE }, http);
+		assert.equal("ASIA1", got[1].access_key_id);
+		local req = log[1];
+		assert.equal("POST", req.method);
+		assert.equal("http://127.0.0.1:7480/", req.url);
+		assert.matches("^AWS4%-HMAC%-SHA256 Credential=AKID/%d+/us%-east%-1/sts/aws4_request, "
+			.. "SignedHeaders=content%-type;host;x%-amz%-date, ", req.headers.Authorization);
+		assert.matches("RoleArn=arn%3Aaws%3Aiam%3A%3A%3Arole%2Fuploader", req.body, 1, true);
+		chain:tick(T0 + 449);
+		assert.equal(1, #log);
+		chain:tick(T0 + 450);
+		assert.equal("ASIA2", got[2].access_key_id);
+		assert.equal(2, chain.refreshes);
+	end);
+
+	it("keeps the current set while STS fails, backs off, refuses once expired, and recovers", function ()
+		local failing = false;
+		local http, log = fake_http(function (_, n)
+			if failing then return { status = 403, body = "<Error><Code>AccessDenied</Code></Error>" }; end
+			return { status = 200, body = assume_role_answer("ASIA" .. n, T0 + (n == 1 and 100 or 1000)) };
+		end);
+		local chain, got, problems = chain_for({ source = "static", files = {},
+			static = { access_key_id = "AKID", secret_key = "s" }, role = ROLE }, http);
+		failing = true;
+		chain:tick(T0 + 50); -- halfway
+		assert.same({ "AssumeRole: HTTP 403 AccessDenied" }, problems);
+		assert.is_true(chain:usable(T0 + 50));
+		chain:tick(T0 + 54);
+		assert.equal(2, #log); -- the next try only after 5 s
+		chain:tick(T0 + 55);
+		assert.equal(3, #log);
+		assert.is_false(chain:usable(T0 + 100));
+		failing = false;
+		chain:tick(T0 + 100); -- the retry was due at 65
+		assert.equal(2, #got);
+		assert.is_true(chain:usable(T0 + 101));
+		assert.equal(0, chain.failures);
+	end);
+end);
+
+describe("instance metadata and the container endpoint", function ()
+	it("speaks IMDSv2: a session token by PUT, then the role's credentials", function ()
+		local http, log = fake_http(function (req, n)
+			if n == 1 then return { status = 200, body = "imds-session-token" }; end
+			if req.headers["X-aws-ec2-metadata-token"] ~= "imds-session-token" then return { status = 401, body = "" }; end
+			if n == 2 then return { status = 200, body = "prosody-role\n" }; end
+			return { status = 200, body = json_answer("ASIAI", T0 + 21600) };
+		end);
+		local _, got = chain_for({ source = "instance", files = {}, static = {},
+			instance_endpoint = "http://127.0.0.1:1338" }, http);
+		assert.equal("ASIAI", got[1].access_key_id);
+		assert.same({ "PUT", "http://127.0.0.1:1338/latest/api/token", "21600" },
+			{ log[1].method, log[1].url, log[1].headers["X-aws-ec2-metadata-token-ttl-seconds"] });
+		assert.equal("http://127.0.0.1:1338/latest/meta-data/iam/security-credentials/prosody-role", log[3].url);
+	end);
+
+	it("sends the container endpoint its authorization token, from the variable or its file", function ()
+		local http, log = fake_http(function () return { status = 200, body = json_answer("ASIAC", T0 + 3600) }; end);
+		local _, got = chain_for({ source = "container", files = {}, static = {},
+			container = { uri = "http://127.0.0.1:1339/creds", token_file = "/token" } }, http,
+			{ ["/token"] = { content = "pod-identity-token\n", signature = "1" } });
+		assert.equal("ASIAC", got[1].access_key_id);
+		assert.equal("pod-identity-token", log[1].headers.Authorization);
+		local _, none, problems = chain_for({ source = "container", files = {}, static = {},
+			container = { uri = "http://127.0.0.1:1339/creds", token_file = "/missing" } }, http);
+		assert.same({}, none);
+		assert.matches("/missing cannot be read", problems[1], 1, true);
+	end);
+end);
