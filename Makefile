@@ -38,7 +38,7 @@ CORE = $(CORE_SRC) src/sigv4.h src/sigv4_internal.h
 
 .PHONY: all test check check-fast test-c test-san test-valgrind test-lua test-crosscheck test-integration \
         test-integration-13 fuzz test-fuzz bench \
-        demo deps install uninstall clean
+        demo deps install uninstall clean rock
 
 all: $(B)/s3sign.so
 
@@ -98,7 +98,7 @@ test-crosscheck: $(B)/s3sign.so
 
 INTEGRATION_TESTS = tests/integration/test_upload.py tests/integration/test_policy.py tests/integration/test_s2s.py \
                     tests/integration/test_prosodyctl.py tests/integration/test_install.py \
-                    tests/integration/test_purposes.py tests/integration/test_credentials.py \
+                    tests/integration/test_purposes.py tests/integration/test_credentials.py tests/integration/test_sql_quota.py \
                     tests/integration/test_xmppjs.py tests/integration/test_browser.py \
                     tests/integration/test_logs.py
 XMPPJS = tests/xmppjs
@@ -114,7 +114,9 @@ $(BROWSER)/node_modules/.package-lock.json: $(BROWSER)/package.json $(BROWSER)/p
 	cd $(BROWSER) && npm ci --ignore-scripts --no-audit --no-fund
 
 # on Debian's Prosody 0.12, then on 13.0 from bookworm-backports, unpacked under build/
+# build/logs: what the servers of this run logged, for test_logs.py; an earlier run's are not this one's
 test-integration: $(B)/s3sign.so $(NODE_DEPS)
+	rm -rf $(B)/logs
 	for t in $(INTEGRATION_TESTS); do $(PYTHON) $$t || exit 1; done
 
 test-integration-13: $(B)/s3sign.so $(PROSODY13)/usr/bin/prosody $(NODE_DEPS)
@@ -136,6 +138,24 @@ deps:
 	@sh tools/deps.sh
 
 MODULE_FILES = $(wildcard lua/mod_http_upload_s3/*.lua)
+
+# ---- a source rock, for "prosodyctl install" from a rocks server ----
+# The committed rockspec, pointed at a tarball of the tracked files (of every file but build/
+# outside a git checkout), packed with it by luarocks.
+VERSION = 0.1.0
+ROCK_DIR = $(B)/rock
+ROCK_NAME = mod_http_upload_s3-$(VERSION)
+ROCK = $(ROCK_DIR)/$(ROCK_NAME)-1.src.rock
+LUAROCKS ?= luarocks
+
+rock: $(ROCK)
+$(ROCK): $(ROCK_NAME)-1.rockspec $(MODULE_FILES) $(CORE) src/ls3sign.c Makefile
+	rm -rf $(ROCK_DIR) && mkdir -p $(ROCK_DIR)
+	{ git ls-files -z 2>/dev/null || find . \( -name build -o -name node_modules \) -prune -o -type f -print0 \
+		| sed -z 's,^\./,,'; } | tar --null -T - --transform 's,^,$(ROCK_NAME)/,' -czf $(ROCK_DIR)/$(ROCK_NAME).tar.gz
+	sed 's|^\turl = .*|\turl = "file://$(abspath $(ROCK_DIR))/$(ROCK_NAME).tar.gz",\n\tdir = "$(ROCK_NAME)",|' \
+		$(ROCK_NAME)-1.rockspec > $(ROCK_DIR)/$(ROCK_NAME)-1.rockspec
+	cd $(ROCK_DIR) && $(LUAROCKS) --lua-version 5.4 pack $(ROCK_NAME)-1.rockspec
 
 install: $(B)/s3sign.so
 	install -d $(DESTDIR)$(LUA_CMODDIR) $(DESTDIR)$(PROSODY_MODDIR)/mod_http_upload_s3

@@ -7,10 +7,12 @@ set -eu
 # prosody recommends three Lua libraries: lua-unbound is needed (the s2s test's hosts file and
 # stub DNS server are read only by its libunbound resolver); lua-event is not (it is the
 # "event" network backend, and Prosody uses epoll); lua-readline is not (line editing in an
-# interactive prosodyctl shell, which no test opens).
+# interactive prosodyctl shell, which no test opens). Of its Suggests, the SQL drivers for
+# SQLite and PostgreSQL are needed (the quota on SQL storage), with a PostgreSQL server.
 PACKAGES="gcc make pkg-config lua5.4 liblua5.4-dev libssl-dev uuid-dev
 lua-busted lua-check valgrind clang libclang-rt-14-dev python3 python3-botocore python3-slixmpp
 prosody lua-unbound luarocks git
+lua-dbi-sqlite3 lua-dbi-postgresql postgresql
 chromium
 ceph-mon ceph-osd radosgw ceph-common"
 

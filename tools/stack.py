@@ -29,6 +29,7 @@ def _command(variable, default):
 
 
 LOGS = os.path.join(ROOT, "build", "logs")   # what the tests' servers logged, kept for test_logs.py
+PG_BIN = "/usr/lib/postgresql/15/bin"       # Debian 12's PostgreSQL
 
 PROSODY = _command("PROSODY", "prosody")
 PROSODYCTL = _command("PROSODYCTL", "prosodyctl")
@@ -188,8 +189,15 @@ class Prosody:
 
     @property
     def env(self):
-        # the C library (from the build tree unless told otherwise), found the standard way
-        return dict(os.environ, LUA_CPATH_5_4=self.cpath + ";;", **self.extra_env)
+        # the C library (from the build tree unless told otherwise), found the standard way;
+        # cpath=None: no help at all, as a server that has only what an installer put there
+        env = dict(os.environ, **self.extra_env)
+        if self.cpath is None:
+            env.pop("LUA_CPATH_5_4", None)
+            env.pop("LUA_CPATH", None)
+        else:
+            env["LUA_CPATH_5_4"] = self.cpath + ";;"
+        return env
 
     def start(self):
         out = open(os.path.join(self.dir, "stdout.log"), "ab")
@@ -241,6 +249,53 @@ class Prosody:
     def log_text(self):
         with open(self.log, errors="replace") as f:
             return f.read()
+
+
+class PostgreSQL:
+    """A throw-away PostgreSQL server on a free loopback port, with a database and a
+    password user for Prosody. As root it runs as the postgres user, as initdb insists."""
+
+    def __init__(self, on_exit):
+        checks.requires("a PostgreSQL server (initdb)", os.path.isdir(PG_BIN), checks.debian_package("postgresql"))
+        self.dir = tempfile.mkdtemp(prefix="http-upload-s3-pg-")
+        on_exit(self.cleanup)   # before anything can fail
+        self.data, self.log = os.path.join(self.dir, "data"), os.path.join(self.dir, "server.log")
+        self.port, self.password = free_port(), secrets.token_hex(12)
+        if os.geteuid() == 0:
+            import pwd
+            pg = pwd.getpwnam("postgres")
+            os.chown(self.dir, pg.pw_uid, pg.pw_gid)
+            self.as_owner = ["runuser", "-u", "postgres", "--"]
+        else:
+            self.as_owner = []
+        self._run("initdb", "-D", self.data, "-A", "trust", "-U", "postgres")
+        self.start()
+        self.psql("CREATE USER prosody PASSWORD '%s'" % self.password)
+        self.psql("CREATE DATABASE prosody OWNER prosody")   # not in the same transaction
+
+    def _run(self, program, *args, check=True):
+        return subprocess.run(self.as_owner + [os.path.join(PG_BIN, program)] + list(args), check=check, timeout=60,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self.dir)
+
+    def start(self):
+        self._run("pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "30", "start", "-o",
+                  "-p %d -k %s -c listen_addresses=127.0.0.1" % (self.port, self.dir))
+
+    def stop(self):
+        self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "-t", "30", "stop", check=False)
+
+    def psql(self, sql, database="postgres"):
+        return self._run("psql", "-h", self.dir, "-p", str(self.port), "-U", "postgres", "-d", database,
+                         "-At", "-c", sql).stdout.decode()
+
+    def prosody_options(self):
+        return {"storage": "sql", "sql": {"driver": "PostgreSQL", "database": "prosody", "username": "prosody",
+                                          "password": self.password, "host": "127.0.0.1", "port": self.port}}
+
+    def cleanup(self):
+        if os.path.isdir(self.data):
+            self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def workdir():
@@ -296,6 +351,10 @@ class Session:
         self.on_exit(rgw.stop)
         self._credentials.append(rgw.env["RGW_SECRET_KEY"])
         return rgw
+
+    def postgresql(self):
+        # its password is no secret of the module's: Prosody's own debug log shows it
+        return PostgreSQL(self.on_exit)
 
     def secret(self, value):
         """Something no server log may contain (a secret, a session token, a provider's answer)."""

@@ -11,7 +11,25 @@ local datetime = require "util.datetime";
 local jid = require "util.jid";
 local configmanager = require "core.configmanager";
 local gettime = require "socket".gettime;
-local s3sign = require "s3sign";
+
+-- The signing library: on Lua's C path, or beside this module where a rocks
+-- tree (prosodyctl install, luarocks --tree) has it, which Prosody leaves off
+-- package.cpath: <tree>/share/lua/5.x/mod_http_upload_s3/ and <tree>/lib/lua/5.x/.
+local function load_s3sign()
+	local found, lib = pcall(require, "s3sign");
+	if found then
+		return lib;
+	end
+	local here = (module.path or ""):match("^(.*)/[^/]*$") or ".";
+	local version = _VERSION:match("%d+%.%d+");
+	local path = package.searchpath("s3sign", here .. "/?.so;" .. here .. "/../../../../lib/lua/" .. version .. "/?.so");
+	if not path then
+		error(lib, 0);
+	end
+	package.loaded.s3sign = assert(package.loadlib(path, "luaopen_s3sign"))();
+	return package.loaded.s3sign;
+end
+local s3sign = load_s3sign();
 
 local config = module:require "config";
 
@@ -260,10 +278,18 @@ end
 
 ---- the daily quota, written behind ------------------------------------------
 
+-- A storage outage is logged when it starts and when it ends, not at every
+-- retry; the counts wait in memory meanwhile, and slots go on.
+local saving_failed = false;
 local function save_usage()
-	for _, failure in ipairs(upload_rules:save(os.time())) do
-		module:log("error", "Could not save the upload quota of %s: %s", failure[1], failure[2]);
+	local failures = upload_rules:save(os.time());
+	if #failures > 0 and not saving_failed then
+		module:log("error", "Could not save the upload quota of %s: %s; keeping it in memory and retrying",
+			failures[1][1], failures[1][2]);
+	elseif #failures == 0 and saving_failed then
+		module:log("info", "Saved the upload quota again");
 	end
+	saving_failed = #failures > 0;
 end
 module:add_timer(5, function () save_usage(); return 5; end);
 module:hook_global("server-stopping", save_usage);

@@ -83,7 +83,9 @@ end
 function rules:usage_of(uploader, day)
 	local u = self.usage[uploader];
 	if not u then
-		u = self.store:get(uploader) or {};
+		-- a store that fails (a database away) counts from nothing rather than refuse the slot
+		local ok, stored = pcall(self.store.get, self.store, uploader);
+		u = ok and stored or {};
 		self.usage[uploader] = u;
 	end
 	if u.day ~= day then
@@ -120,7 +122,10 @@ function rules:save(now)
 			u.dirty = nil;
 			local record = {};
 			for k, v in pairs(u) do record[k] = v; end
-			local saved, err = self.store:set(uploader, record);
+			local ok, saved, err = pcall(self.store.set, self.store, uploader, record);
+			if not ok then
+				saved, err = nil, saved;
+			end
 			if not saved then
 				u.dirty = true;
 				table.insert(failures, { uploader, err });

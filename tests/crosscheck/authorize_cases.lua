@@ -5,8 +5,8 @@
 -- One case per input line, 14 tab-separated fields, each hex-encoded:
 --   access_key_id secret_key session_token region service endpoint bucket path_style
 --   method key now body headers query
--- headers and query are name NUL value NUL ... ; an empty body field is no body
--- (an unsigned payload) when the case's 15th field is "u", else an empty one.
+-- headers and query are name NUL value NUL ...; an empty field is absent, and
+-- an absent body is an unsigned payload when the 15th field is "u", else an empty body.
 -- One result per output line, fields hex-encoded and tab-separated:
 --   OK url headers     (headers as name NUL value NUL ..., in name order)
 --   ERR message
@@ -19,13 +19,7 @@ local FIELDS = {
 	"method", "key", "now", "body", "headers", "query", "unsigned",
 }
 
-local function unhex(s)
-	return (s:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end))
-end
-
-local function hex(s)
-	return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
-end
+local hexfields = dofile((arg[0]:match("^(.*)/") or ".") .. "/hexfields.lua")
 
 local function unpack_pairs(s)
 	local t = {}
@@ -44,33 +38,19 @@ local function pack_pairs(t)
 	return table.concat(out)
 end
 
-local function decode(line)
-	local case, i = {}, 0
-	for field in (line .. "\t"):gmatch("([^\t]*)\t") do
-		i = i + 1
-		case[FIELDS[i]] = unhex(field)
-	end
-	assert(i == #FIELDS, "expected " .. #FIELDS .. " fields, got " .. i)
-	return case
-end
-
-local function nonempty(s)
-	return s ~= "" and s or nil
-end
-
 -- url, headers | nil, message
 local function sign(c)
 	local signer, err = s3sign.new{
-		access_key_id = c.access_key_id, secret_key = c.secret_key, session_token = nonempty(c.session_token),
-		region = c.region, service = c.service, endpoint = nonempty(c.endpoint), bucket = nonempty(c.bucket),
+		access_key_id = c.access_key_id, secret_key = c.secret_key, session_token = c.session_token,
+		region = c.region, service = c.service, endpoint = c.endpoint, bucket = c.bucket,
 		path_style = c.path_style == "1",
 	}
 	if not signer then
 		return nil, "new: " .. err
 	end
-	local url, headers = signer:authorize(c.method, c.key, {
-		now = math.tointeger(tonumber(c.now)), headers = unpack_pairs(c.headers), query = unpack_pairs(c.query),
-		body = c.unsigned ~= "u" and c.body or nil,
+	local url, headers = signer:authorize(c.method, c.key or "", {
+		now = math.tointeger(tonumber(c.now)), headers = unpack_pairs(c.headers or ""),
+		query = unpack_pairs(c.query or ""), body = c.unsigned ~= "u" and (c.body or "") or nil,
 	})
 	signer:close()
 	if not url then
@@ -80,10 +60,10 @@ local function sign(c)
 end
 
 for line in io.lines() do
-	local result = table.pack(pcall(function() return sign(decode(line)) end))
+	local result = table.pack(pcall(function() return sign(hexfields.decode(line, FIELDS)) end))
 	if result[1] and result[2] then
-		io.write("OK\t", hex(result[2]), "\t", hex(result[3]), "\n")
+		hexfields.write(true, result[2], result[3])
 	else
-		io.write("ERR\t", hex(tostring(result[result[1] and 3 or 2])), "\n")
+		hexfields.write(false, result[result[1] and 3 or 2])
 	end
 end

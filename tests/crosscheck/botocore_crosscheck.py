@@ -295,17 +295,22 @@ def decode_field(field):
     return bytes.fromhex(field).decode(errors="backslashreplace")
 
 
-def sign_with_s3sign(lua, cpath, cases):
-    """Presign every case in one Lua process; one Signed per case."""
-    lines = ("\t".join(encode_field(v) for v in dataclasses.astuple(c)) + "\n" for c in cases)
-    proc = subprocess.run([lua, str(DRIVER), cpath], input="".join(lines), capture_output=True,
+def run_driver(driver, lua, cpath, lines):
+    """Feed a Lua driver its case lines in one process; its result lines, one per case."""
+    proc = subprocess.run([lua, str(driver), cpath], input="".join(lines), capture_output=True,
                           text=True, check=False)
     results = proc.stdout.splitlines()
-    if proc.returncode != 0 or len(results) != len(cases):
-        sys.exit(f"{DRIVER.name} failed (status {proc.returncode}, {len(results)} of {len(cases)} "
+    if proc.returncode != 0 or len(results) != len(lines):
+        sys.exit(f"{driver.name} failed (status {proc.returncode}, {len(results)} of {len(lines)} "
                  f"results):\n{proc.stderr}")
+    return results
+
+
+def sign_with_s3sign(lua, cpath, cases):
+    """Presign every case in one Lua process; one Signed per case."""
+    lines = ["\t".join(encode_field(v) for v in dataclasses.astuple(c)) + "\n" for c in cases]
     signed = []
-    for line in results:
+    for line in run_driver(DRIVER, lua, cpath, lines):
         status, *fields = line.split("\t")
         values = [decode_field(f) for f in fields]
         signed.append(Signed(*values) if status == "OK" else Signed(error=values[0]))
@@ -490,14 +495,8 @@ def authorize_with_s3sign(lua, cpath, cases):
                                             c.endpoint, c.bucket, c.path_style, c.method, c.key, c.now)]
         fields += [c.body.hex(), encode_pairs(c.headers), encode_pairs(c.query), encode_field("u" if c.unsigned else "")]
         lines.append("\t".join(fields) + "\n")
-    proc = subprocess.run([lua, str(AUTHORIZE_DRIVER), cpath], input="".join(lines), capture_output=True,
-                          text=True, check=False)
-    results = proc.stdout.splitlines()
-    if proc.returncode != 0 or len(results) != len(cases):
-        sys.exit(f"{AUTHORIZE_DRIVER.name} failed (status {proc.returncode}, {len(results)} of {len(cases)} "
-                 f"results):\n{proc.stderr}")
     signed = []
-    for line in results:
+    for line in run_driver(AUTHORIZE_DRIVER, lua, cpath, lines):
         status, *fields = line.split("\t")
         if status != "OK":
             signed.append((None, decode_field(fields[0])))

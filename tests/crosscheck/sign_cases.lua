@@ -20,24 +20,7 @@ local FIELDS = {
 	"disposition",
 }
 
-local function unhex(s)
-	return (s:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end))
-end
-
-local function hex(s)
-	return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
-end
-
-local function decode(line)
-	local case, i = {}, 0
-	for field in (line .. "\t"):gmatch("([^\t]*)\t") do
-		i = i + 1
-		local value = unhex(field)
-		case[FIELDS[i]] = value ~= "" and value or nil
-	end
-	assert(i == #FIELDS, "expected " .. #FIELDS .. " fields, got " .. i)
-	return case
-end
+local hexfields = dofile((arg[0]:match("^(.*)/") or ".") .. "/hexfields.lua")
 
 local function integer(s)
 	return s and math.tointeger(tonumber(s))
@@ -70,14 +53,10 @@ local function sign(c)
 end
 
 for line in io.lines() do
-	local result = table.pack(pcall(function() return sign(decode(line)) end))
+	local result = table.pack(pcall(function() return sign(hexfields.decode(line, FIELDS)) end))
 	if result[1] and result[2] then
-		io.write("OK")
-		for i = 2, result.n do
-			io.write("\t", hex(result[i]))
-		end
-		io.write("\n")
+		hexfields.write(true, table.unpack(result, 2, result.n))
 	else
-		io.write("ERR\t", hex(tostring(result[result[1] and 3 or 2])), "\n")
+		hexfields.write(false, result[result[1] and 3 or 2])
 	end
 end

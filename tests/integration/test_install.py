@@ -1,21 +1,28 @@
 #!/usr/bin/python3
-"""Packaging: `make install` into a staging folder and `luarocks make` into a
-local tree, each from a fresh copy of the sources; then Prosody loads the
-module from there (and only from there) and hands out a slot.
+"""Packaging: `make install` into a staging folder, `luarocks make` into a
+local tree, and `prosodyctl install` from a rocks server on loopback (a source
+rock that `make rock` packed), each from a fresh copy of the sources; then
+Prosody loads the module from there (and only from there) and hands out a slot.
 
   /usr/bin/python3 tests/integration/test_install.py
 
-No S3 is needed: presigning does no I/O.
+The installer's slot is uploaded to Ceph RGW; the others need no S3:
+presigning does no I/O.
 """
+import functools
+import http.server
 import os
+import shutil
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 import client  # noqa: E402
 import stack  # noqa: E402
 from checks import check, debian_package, program, requires, summary  # noqa: E402
+from client import http_request  # noqa: E402
 
 PASSWORD = "packaged"
 LUAROCKS = os.environ.get("LUAROCKS", "luarocks-5.4")
@@ -59,6 +66,61 @@ def serves_slots(session, label, plugin_dir, cpath):
     p.stop()
 
 
+def serve(directory):
+    """An HTTP server on loopback for the files of directory: a rocks server. Its URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=directory)
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, "http://127.0.0.1:%d/" % server.server_address[1]
+
+
+def prosodyctl_install(session, workdir):
+    """prosodyctl install from a rocks server, Prosody with nothing else to find the module by,
+    a slot uploaded to RGW, then prosodyctl remove."""
+    src = fresh_sources(workdir, "installer-src")
+    run(["make", "rock"], src)
+    rocks = os.path.join(workdir, "rocks-server")
+    os.makedirs(rocks)
+    built = os.path.join(src, "build", "rock")
+    for name in os.listdir(built):
+        if name.endswith(".src.rock"):
+            shutil.copy(os.path.join(built, name), rocks)
+    run(["luarocks-admin", "make-manifest", "--lua-version", "5.4", rocks], workdir)
+    server, url = serve(rocks)
+    session.on_exit(server.shutdown)
+
+    rgw = session.rgw()
+    rgw.s3.allow_public_get("http_uploads")
+    installer = os.path.join(workdir, "custom_plugins")   # by default beside Prosody's own data, /var/lib/prosody
+    p = session.prosody({"example.test": rgw.module_options()}, plugin_paths=[], cpath=None, start=False,
+                        global_options={"installer_plugin_path": installer})
+    status, out = p.prosodyctl("install", "--server=" + url, "mod_http_upload_s3", timeout=600)
+    print("   $ prosodyctl install --server=%s mod_http_upload_s3\n     %s" % (
+        url, "\n     ".join(line for line in out.splitlines() if line.strip())[-1500:]))
+    so = os.path.join(installer, "lib", "lua", "5.4", "s3sign.so")
+    lua = os.path.join(installer, "share", "lua", "5.4", "mod_http_upload_s3", "mod_http_upload_s3.lua")
+    check("prosodyctl install: succeeds", status == 0, out)
+    check("prosodyctl install: the library in the installer's tree", os.path.isfile(so), so)
+    check("prosodyctl install: the module in the installer's tree", os.path.isfile(lua), lua)
+
+    p.start()
+    p.register("alice", "example.test", PASSWORD)
+    c = client.Client("alice@example.test", PASSWORD, p.port)
+    session.on_exit(c.close)
+    put, get, _ = c.request_slot("example.test", "installed.txt", 9, "text/plain")
+    status, _, _ = http_request("PUT", put, b"installed", {"Content-Type": "text/plain"})
+    check("prosodyctl install: a slot that uploads to RGW", status == 200, status)
+    status, body, _ = http_request("GET", get)
+    check("prosodyctl install: ... and downloads", status == 200 and body == b"installed", status)
+    check("prosodyctl install: the library came from the installer's tree",
+          "Error initializing module" not in p.log_text())
+    c.close()
+    p.stop()
+    status, out = p.prosodyctl("remove", "mod_http_upload_s3", timeout=120)
+    check("prosodyctl remove: removes it", status == 0 and not os.path.exists(so) and not os.path.exists(lua), out)
+
+
 def main():
     requires("LuaRocks (%s)" % LUAROCKS, program(LUAROCKS), debian_package("luarocks"))
     started = time.monotonic()
@@ -88,6 +150,10 @@ def main():
         run([LUAROCKS, "make", "--tree", tree, rockspec], src)
         check("luarocks: s3sign.so in the tree", os.path.isfile(os.path.join(tree, "lib/lua/5.4/s3sign.so")))
         serves_slots(session, "luarocks", tree, os.path.join(tree, "lib/lua/5.4/?.so"))
+        # the module finds its library in the tree by itself, as prosodyctl install needs it to
+        serves_slots(session, "luarocks, no cpath", os.path.join(tree, "share/lua/5.4"), None)
+
+        prosodyctl_install(session, workdir)
         print("install: %.1fs" % (time.monotonic() - started))
     return summary()
 

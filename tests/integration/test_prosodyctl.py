@@ -43,6 +43,35 @@ class StubS3(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class StubBucketSettings(http.server.BaseHTTPRequestHandler):
+    """A storage service whose key may not touch the bucket policy, that has no CORS API,
+    and that takes lifecycle rules: what setup must report layer by layer."""
+
+    def reply(self, status, code=None):
+        body = ("<Error><Code>%s</Code></Error>" % code).encode() if code else b""
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        query = self.path.partition("?")[2]
+        if query.startswith("policy"):
+            return self.reply(403, "AccessDenied")
+        if query.startswith("cors"):
+            return self.reply(501, "NotImplemented")
+        if query.startswith("lifecycle"):
+            return self.reply(404, "NoSuchLifecycleConfiguration") if self.command == "GET" else self.reply(200)
+        self.reply(404, "NoSuchKey")
+
+    do_GET = do_PUT = do_DELETE = answer
+
+    def log_message(self, *args):
+        pass
+
+
 def host_lines(output, host):
     """The lines about one host: its own, and the indented ones that continue them."""
     lines, current = [], None
@@ -117,6 +146,20 @@ def main():
             put_status = client.http_request("PUT", lines["PUT"], b"hello world", {"Content-Type": "application/pdf"})[0]
             check("the printed PUT URL works", put_status == 200, put_status)
             check("the printed GET URL works", client.http_request("GET", lines["GET"])[1] == b"hello world")
+        settings = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StubBucketSettings)
+        threading.Thread(target=settings.serve_forever, daemon=True).start()
+        session.on_exit(settings.shutdown)
+        partial = session.prosody({"partial.test": options(endpoint="http://127.0.0.1:%d" % settings.server_port)},
+                                  start=False)
+        status, out = partial.prosodyctl("mod_http_upload_s3", "setup")
+        print(out)
+        check("setup: fails overall when a document fails", status == 1, out)
+        check("setup: AccessDenied names the permissions", "policy: FAIL: AccessDenied: the credentials lack "
+              "s3:GetBucketPolicy, s3:PutBucketPolicy, s3:DeleteBucketPolicy" in out, out)
+        check("setup: a missing API is reported as such", "cors: FAIL: the storage service has no cors API "
+              "(HTTP 501 NotImplemented)" in out, out)
+        check("setup: goes on with the rest", "lifecycle: written" in out, out)
+
         status, out = good.prosodyctl("mod_http_upload_s3", "presign", "x.txt")
         check("presign without a size explains itself", status == 1 and "usage:" in out, out)
         status, out = good.prosodyctl("mod_http_upload_s3")

@@ -95,4 +95,22 @@ describe("rules", function ()
 		-- a fresh module (a restart) reads it back
 		assert.is_false((rules.new(cfg, store):quota_left("a@x", cfg.purposes.message, 61, NOON)));
 	end);
+
+	it("answers while the store raises errors, and saves once it is back", function ()
+		local cfg = cfg_with { daily_quota = 100 };
+		local store = memory_store();
+		local broken = true;
+		local get, set = store.get, store.set;
+		function store:get(user) if broken then error("no connection to the database"); end return get(self, user); end
+		function store:set(user, v) if broken then error("no connection to the database"); end return set(self, user, v); end
+		local r = rules.new(cfg, store);
+		assert.is_true(r:quota_left("a@x", cfg.purposes.message, 50, NOON));
+		r:charge("a@x", cfg.purposes.message, 50, NOON);
+		local failures = r:save(NOON);
+		assert.equal(1, #failures);
+		assert.matches("no connection to the database", failures[1][2]);
+		broken = false;
+		assert.same({}, r:save(NOON + 5));
+		assert.same({ day = NOON // DAY, bytes = 50 }, store.records["a@x"]);
+	end);
 end);
