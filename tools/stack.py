@@ -140,6 +140,8 @@ class Prosody:
                  cpath=os.path.join(ROOT, "build", "?.so")):
         self.dir = os.path.join(workdir, "prosody-%d" % free_port())
         os.makedirs(os.path.join(self.dir, "data"))
+        # an empty certificate folder, as a packaged server has: prosodyctl then has nothing to complain of
+        os.makedirs(os.path.join(self.dir, "certs"))
         self.port = free_port()
         self.config = os.path.join(self.dir, "prosody.cfg.lua")
         self.log = os.path.join(self.dir, "prosody.log")

@@ -328,8 +328,11 @@ local function setup_host(host, dry_run, print)
 	end
 	if dry_run and changed then
 		print(("%s: what this module wants of the bucket (others' statements and rules are kept):"):format(host));
-		for name, document in pairs(bucket.as_json(cfg, host)) do
-			print(("  %s: %s"):format(name, document));
+		local documents = bucket.as_json(cfg, host);
+		for _, doc in ipairs(DOCUMENTS) do   -- in the order the changes were listed
+			if documents[doc.name] then
+				print(("  %s: %s"):format(doc.name, documents[doc.name]));
+			end
 		end
 		print(("%s: dry run: nothing written"):format(host));
 	elseif not changed and ok then
