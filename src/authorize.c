@@ -14,13 +14,12 @@ int sigv4_authorize(struct sigv4_signer *s, const struct sigv4_request *r,
 {
 	char path[SIGV4_MAX_PATH], sig[SIGV4_HEX_LEN];
 	struct sigv4_pair headers[SIGV4_MAX_PAIRS + SIGV4_AUTH_HEADERS];
-	size_t path_len, hash_len, n_headers = r->header_count, n;
+	size_t path_len, hash_len, n_headers, n;
+	struct sorted_headers sorted;
 	int status;
 
 	h->count = 0;
-	if ((status = begin_request(s, r, path, &path_len, h->amz_date)) != SIGV4_OK)
-		return status;
-	if ((status = request_payload_hash(s, r, h->content_sha256, &hash_len)) != SIGV4_OK)
+	if ((status = begin_request(s, r, path, &path_len, h->amz_date, h->content_sha256, &hash_len)) != SIGV4_OK)
 		return status;
 
 	struct sigv4_str date = str(h->amz_date, SIGV4_AMZ_DATE_LEN), hash = str(h->content_sha256, hash_len);
@@ -33,14 +32,7 @@ int sigv4_authorize(struct sigv4_signer *s, const struct sigv4_request *r,
 		                                             str(h->session_token, s->session_token_len) };
 	}
 
-	/* what is signed: the request's own headers, Host, and those above; a duplicate name is refused */
-	if (n_headers)
-		memcpy(headers, r->headers, n_headers * sizeof *headers);
-	headers[n_headers++] = (struct sigv4_pair){ LIT("Host"), signer_host(s) };
-	for (size_t i = 0; i < h->count; i++)
-		headers[n_headers++] = h->header[i];
-	struct sorted_headers sorted;
-	if ((status = sort_headers(&sorted, headers, n_headers)) != SIGV4_OK) {
+	if ((status = signed_headers(s, r, h->header, h->count, headers, &n_headers, &sorted)) != SIGV4_OK) {
 		h->count = 0;
 		return status;
 	}

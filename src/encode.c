@@ -200,16 +200,21 @@ int is_printable(struct sigv4_str s, size_t max, int no_slash)
 
 /* ---- numbers and dates ----------------------------------------------------------- */
 
+/* v in exactly width digits, zero-padded on the left. */
+static void put_digits(char *p, uint64_t v, size_t width)
+{
+	while (width--) {
+		p[width] = (char)('0' + v % 10);
+		v /= 10;
+	}
+}
+
 size_t sigv4_decimal(char out[SIGV4_DECIMAL_LEN], uint64_t v)
 {
-	char tmp[SIGV4_DECIMAL_LEN];
-	size_t n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	for (size_t i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
+	size_t n = 1;
+	for (uint64_t rest = v / 10; rest; rest /= 10)
+		n++;
+	put_digits(out, v, n);
 	return n;
 }
 
@@ -230,13 +235,6 @@ static void civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d)
 	*y = (int)(yoe + era * 400) + (*m <= 2);
 }
 
-static void put_digits(char *p, unsigned v, int width)
-{
-	while (width--) {
-		p[width] = (char)('0' + v % 10);
-		v /= 10;
-	}
-}
 
 int sigv4_amz_date(char out[SIGV4_AMZ_DATE_LEN], int64_t t)
 {

@@ -32,7 +32,8 @@
 
 #define UUID_LEN 36
 #define UUID_POOL 4096             /* random bytes fetched at once: 256 ids */
-#define MAX_GET_BASE 1024          /* the base of public download URLs (http_upload_s3_get_url) */
+#define MAX_GET_BASE_LEN 1023      /* the base of public download URLs (http_upload_s3_get_url) */
+#define EXPIRES_RANGE "must be 1.." SIGV4_TEXT(SIGV4_MAX_EXPIRES) " seconds"
 #define DEFAULT_PUT_EXPIRES 300
 
 /*
@@ -61,7 +62,7 @@ struct signer {
 	size_t pool_used;
 	unsigned char pool[UUID_POOL];
 	size_t get_base_len;
-	char get_base[MAX_GET_BASE];            /* public GET URLs: this, '/', the encoded key */
+	char get_base[MAX_GET_BASE_LEN + 1];            /* public GET URLs: this, '/', the encoded key */
 	/* scratch: what one call builds, wiped before it returns */
 	char key[SIGV4_MAX_KEY];
 	char url[SIGV4_MAX_URL];
@@ -203,6 +204,34 @@ static int pushed_wiped(lua_State *L, char *buf, size_t len)
 	return 1;
 }
 
+/*
+** After a signing call: the canonical request names the access key id and
+** any session token, and a URL cut short by an error may hold the token.
+** used is what the call says it wrote, which may exceed the buffer.
+*/
+static void wipe_signing_scratch(struct signer *s, size_t creq_used, int status)
+{
+	sigv4_wipe(s->creq, creq_used < sizeof s->creq ? creq_used : sizeof s->creq);
+	if (status != SIGV4_OK)
+		sigv4_wipe(s->url, sizeof s->url);
+}
+
+/* sigv4_presign, pushing the URL and, when traced, the canonical request; the scratch is wiped. */
+static int presign_pushed(lua_State *L, struct signer *s, const struct sigv4_request *r, uint32_t expires,
+                          int trace)
+{
+	size_t url_len, creq_len = 0;
+	int status = sigv4_presign(core(s), r, expires, s->url, sizeof s->url, &url_len, s->creq, sizeof s->creq,
+	                           &creq_len);
+	if (status == SIGV4_OK) {
+		pushed_wiped(L, s->url, url_len);
+		if (trace)
+			lua_pushlstring(L, s->creq, creq_len);
+	}
+	wipe_signing_scratch(s, creq_len, status);
+	return status;
+}
+
 /* ---- creating ---------------------------------------------------------------------- */
 
 static struct sigv4_credentials read_credentials(lua_State *L, int t)
@@ -240,9 +269,9 @@ static int l_new(lua_State *L)
 	lua_Integer put_expires = opt_integer(L, 1, "put_expires", DEFAULT_PUT_EXPIRES);
 
 	if (!expires_ok(put_expires))
-		return fail(L, "put_expires", "must be 1..604800 seconds");
-	if (get_url.len >= MAX_GET_BASE)
-		return fail(L, "get_url", "longer than 1023 bytes");
+		return fail(L, "put_expires", EXPIRES_RANGE);
+	if (get_url.len > MAX_GET_BASE_LEN)
+		return fail(L, "get_url", "longer than " SIGV4_TEXT(MAX_GET_BASE_LEN) " bytes");
 
 	struct signer *s = lua_newuserdatauv(L, offsetof(struct signer, core) + sigv4_signer_size(), 0);
 	memset(s, 0, offsetof(struct signer, core));
@@ -361,11 +390,11 @@ static int l_slot(lua_State *L)
 	if (size < 0)
 		return fail(L, "size", "must not be negative");
 	if (o.get_expires != 0 && !expires_ok(o.get_expires))
-		return fail(L, "get_expires", "must be 1..604800 seconds");
+		return fail(L, "get_expires", EXPIRES_RANGE);
 	if (o.id.len > UUID_LEN)
 		return fail(L, "id", "longer than a UUID");
 	if (!build_key(s, prefix, o.id, name, &key_len))
-		return fail(L, "filename", "object key longer than 1024 bytes, or no random bytes for its id");
+		return fail(L, "filename", "object key longer than " SIGV4_TEXT(SIGV4_MAX_KEY) " bytes, or no random bytes for its id");
 
 	struct sigv4_str key = { s->key, key_len };
 	struct sigv4_pair headers[2] = {
@@ -375,11 +404,11 @@ static int l_slot(lua_State *L)
 	struct sigv4_request put = {
 		.method = { "PUT", 3 }, .key = key, .headers = headers, .header_count = type.len ? 2 : 1, .now = o.now
 	};
-	int status = sigv4_presign(core(s), &put, s->put_expires, s->url, sizeof s->url, &url_len, s->creq,
-	                           sizeof s->creq, NULL);
-	if (status != SIGV4_OK)
+	int status = presign_pushed(L, s, &put, s->put_expires, 0);
+	if (status != SIGV4_OK) {
+		sigv4_wipe(s->key, key_len);
 		return fail(L, "presign", status == SIGV4_EINVAL ? "invalid filename or content type" : sigv4_strerror(status));
-	pushed_wiped(L, s->url, url_len);
+	}
 
 	if (o.get_expires) {
 		struct sigv4_pair query[2];
@@ -391,15 +420,16 @@ static int l_slot(lua_State *L)
 		struct sigv4_request get = {
 			.method = { "GET", 3 }, .key = key, .query = query, .query_count = n_query, .now = o.now
 		};
-		status = sigv4_presign(core(s), &get, (uint32_t)o.get_expires, s->url, sizeof s->url, &url_len, s->creq,
-		                       sizeof s->creq, NULL);
-	} else {
-		status = public_url(s, key, &url_len);
+		status = presign_pushed(L, s, &get, (uint32_t)o.get_expires, 0);
+	} else if ((status = public_url(s, key, &url_len)) == SIGV4_OK) {
+		pushed_wiped(L, s->url, url_len);
 	}
-	if (status != SIGV4_OK)
+	if (status != SIGV4_OK) {
+		sigv4_wipe(s->key, key_len);
+		sigv4_wipe(s->url, sizeof s->url);   /* a public URL cut short still has the id */
 		return fail(L, "get", sigv4_strerror(status));
-	pushed_wiped(L, s->url, url_len);
-	lua_pushlstring(L, s->key, key_len);
+	}
+	pushed_wiped(L, s->key, key_len);   /* its random id makes the public GET URL unguessable */
 	return 3;
 }
 
@@ -454,26 +484,21 @@ static int request_failure(lua_State *L, const char *what, int status)
 ** as "prosodyctl mod_http_upload_s3 check". options: now, expires (default:
 ** the PUT lifetime), headers and query ({ name = value }, signed), body
 ** (its SHA-256 is signed; absent: an unsigned payload, as S3 takes), trace
-** (also return the canonical request; it holds no secret).
+** (also return the canonical request: it holds no secret key, but any
+** session token, so show it to the admin only with the token masked).
 */
 static int l_presign(lua_State *L)
 {
 	struct signer *s = check_signer(L);
 	struct request_options o;
-	size_t url_len, creq_len;
 
 	read_request(L, s, &o);
 	if (!expires_ok(o.expires))
-		return fail(L, "expires", "must be 1..604800 seconds");
-	int status = sigv4_presign(core(s), &o.r, (uint32_t)o.expires, s->url, sizeof s->url, &url_len, s->creq,
-	                           sizeof s->creq, &creq_len);
+		return fail(L, "expires", EXPIRES_RANGE);
+	int status = presign_pushed(L, s, &o.r, (uint32_t)o.expires, o.trace);
 	if (status != SIGV4_OK)
 		return request_failure(L, "presign", status);
-	pushed_wiped(L, s->url, url_len);
-	if (!o.trace)
-		return 1;
-	lua_pushlstring(L, s->creq, creq_len);
-	return 2;
+	return o.trace ? 2 : 1;
 }
 
 /*
@@ -487,13 +512,14 @@ static int l_authorize(lua_State *L)
 	struct signer *s = check_signer(L);
 	struct request_options o;
 	struct sigv4_auth_headers h;
-	size_t url_len, creq_len;
+	size_t url_len, creq_len = 0;
 
 	read_request(L, s, &o);
 	int status = sigv4_authorize(core(s), &o.r, s->url, sizeof s->url, &url_len, &h, s->creq,
 	                             sizeof s->creq, &creq_len);
 	if (status != SIGV4_OK) {
 		sigv4_wipe(&h, sizeof h);
+		wipe_signing_scratch(s, creq_len, status);
 		return request_failure(L, "authorize", status);
 	}
 	pushed_wiped(L, s->url, url_len);
@@ -504,10 +530,10 @@ static int l_authorize(lua_State *L)
 		lua_rawset(L, -3);
 	}
 	sigv4_wipe(&h, sizeof h);   /* the token and the Authorization value are credentials */
-	if (!o.trace)
-		return 2;
-	lua_pushlstring(L, s->creq, creq_len);
-	return 3;
+	if (o.trace)
+		lua_pushlstring(L, s->creq, creq_len);
+	wipe_signing_scratch(s, creq_len, status);
+	return o.trace ? 3 : 2;
 }
 
 /* ---- module functions --------------------------------------------------------------- */
@@ -589,12 +615,7 @@ static void push_limits(lua_State *L)
 		{ "expires", SIGV4_MAX_EXPIRES },
 		{ "key", SIGV4_MAX_KEY },
 		{ "bucket", SIGV4_MAX_BUCKET },
-		{ "access_key_id", SIGV4_MAX_ACCESS_KEY_ID },
-		{ "secret_key", SIGV4_MAX_SECRET_KEY },
 		{ "session_token", SIGV4_MAX_SESSION_TOKEN },
-		{ "region", SIGV4_MAX_REGION },
-		{ "get_url", MAX_GET_BASE - 1 },
-		{ "id", UUID_LEN },
 	};
 	lua_createtable(L, 0, sizeof limits / sizeof *limits);
 	for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {

@@ -7,28 +7,24 @@
  */
 #include "sigv4_internal.h"
 
+/* X-Amz-Algorithm, -Credential, -Date, -Expires, -Security-Token and -SignedHeaders */
+#define AUTH_QUERY_PARAMS 6
+
 int sigv4_presign(struct sigv4_signer *s, const struct sigv4_request *r, uint32_t expires,
                   char *url, size_t cap, size_t *len, char *creq, size_t creq_cap, size_t *creq_len)
 {
 	char path[SIGV4_MAX_PATH], amz_date[SIGV4_AMZ_DATE_LEN], expires_text[SIGV4_DECIMAL_LEN];
 	char credential[SIGV4_MAX_CREDENTIAL], sig[SIGV4_HEX_LEN];
 	char hash[SIGV4_HEX_LEN];
-	struct sigv4_pair headers[SIGV4_MAX_PAIRS + 1], query[SIGV4_MAX_PAIRS + 6];
-	size_t path_len, hash_len, n_headers = r->header_count, n_query = r->query_count, n;
+	struct sigv4_pair headers[SIGV4_MAX_PAIRS + 1], query[SIGV4_MAX_PAIRS + AUTH_QUERY_PARAMS];
+	size_t path_len, hash_len, n_headers, n_query = r->query_count, n;
+	struct sorted_headers sorted;
 	int status;
 
 	if (expires < 1 || expires > SIGV4_MAX_EXPIRES)
 		return SIGV4_EINVAL;
-	if ((status = begin_request(s, r, path, &path_len, amz_date)) != SIGV4_OK ||
-	    (status = request_payload_hash(s, r, hash, &hash_len)) != SIGV4_OK)
-		return status;
-
-	/* the signer owns Host: another one is refused as a duplicate name */
-	if (n_headers)
-		memcpy(headers, r->headers, n_headers * sizeof *headers);
-	headers[n_headers++] = (struct sigv4_pair){ LIT("host"), signer_host(s) };
-	struct sorted_headers sorted;
-	if ((status = sort_headers(&sorted, headers, n_headers)) != SIGV4_OK)
+	if ((status = begin_request(s, r, path, &path_len, amz_date, hash, &hash_len)) != SIGV4_OK ||
+	    (status = signed_headers(s, r, NULL, 0, headers, &n_headers, &sorted)) != SIGV4_OK)
 		return status;
 
 	struct out cred = { credential, sizeof credential, 0 };

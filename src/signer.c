@@ -145,11 +145,11 @@ static void copy(char *dst, size_t *dst_len, struct sigv4_str src)
 static const char *credentials_problem(const struct sigv4_credentials *k)
 {
 	if (!is_printable(k->access_key_id, SIGV4_MAX_ACCESS_KEY_ID, 1))
-		return "access_key_id: must be 1..128 printable ASCII characters, no space or '/'";
+		return "access_key_id: must be 1.." SIGV4_TEXT(SIGV4_MAX_ACCESS_KEY_ID) " printable ASCII characters, no space or '/'";
 	if (k->secret_key.len == 0 || k->secret_key.len > SIGV4_MAX_SECRET_KEY || has_control(k->secret_key))
-		return "secret_key: must be 1..128 bytes without control characters";
+		return "secret_key: must be 1.." SIGV4_TEXT(SIGV4_MAX_SECRET_KEY) " bytes without control characters";
 	if (k->session_token.len && !is_printable(k->session_token, SIGV4_MAX_SESSION_TOKEN, 0))
-		return "session_token: must be at most 4096 printable ASCII characters, no space";
+		return "session_token: must be at most " SIGV4_TEXT(SIGV4_MAX_SESSION_TOKEN) " printable ASCII characters, no space";
 	return NULL;
 }
 
@@ -158,12 +158,12 @@ static const char *config_problem(const struct sigv4_config *c, struct sigv4_str
 {
 	const char *why = NULL;
 	if (!is_printable(c->region, SIGV4_MAX_REGION, 1))
-		return "region: must be 1..64 printable ASCII characters, no space or '/'";
+		return "region: must be 1.." SIGV4_TEXT(SIGV4_MAX_REGION) " printable ASCII characters, no space or '/'";
 	if (!is_printable(service, SIGV4_MAX_SERVICE, 1))
-		return "service: must be 1..32 printable ASCII characters, no space or '/'";
+		return "service: must be 1.." SIGV4_TEXT(SIGV4_MAX_SERVICE) " printable ASCII characters, no space or '/'";
 	if (c->bucket.len > SIGV4_MAX_BUCKET || (c->bucket.len && memchr(c->bucket.ptr, '/', c->bucket.len)) ||
 	    has_control(c->bucket) || !valid_utf8(c->bucket))
-		return "bucket: must be at most 255 bytes of UTF-8 without '/' or control characters";
+		return "bucket: must be at most " SIGV4_TEXT(SIGV4_MAX_BUCKET) " bytes of UTF-8 without '/' or control characters";
 	if (c->endpoint.len) {
 		if (sigv4_parse_endpoint(e, c->endpoint, &why) != SIGV4_OK)
 			return why;
@@ -288,7 +288,8 @@ static int valid_pairs(const struct sigv4_pair *v, size_t n, size_t max, int no_
 	for (size_t i = 0; i < n; i++) {
 		struct sigv4_str name = v[i].name;
 		bytes += name.len + v[i].value.len;
-		if (no_auth_names && name.len >= 6 && strncasecmp(name.ptr, AUTH_PREFIX, 6) == 0)
+		if (no_auth_names && name.len >= sizeof AUTH_PREFIX - 1 &&
+		    strncasecmp(name.ptr, AUTH_PREFIX, sizeof AUTH_PREFIX - 1) == 0)
 			return 0;   /* the signer owns the authentication parameters */
 	}
 	return bytes <= max;
@@ -331,26 +332,36 @@ static int signer_day(struct sigv4_signer *s, const char amz_date[SIGV4_AMZ_DATE
 }
 
 int begin_request(struct sigv4_signer *s, const struct sigv4_request *r, char path[SIGV4_MAX_PATH],
-                  size_t *path_len, char amz_date[SIGV4_AMZ_DATE_LEN])
+                  size_t *path_len, char amz_date[SIGV4_AMZ_DATE_LEN], char hash[SIGV4_HEX_LEN], size_t *hash_len)
 {
 	int status = request_path(s, r, path, path_len);
 	if (status != SIGV4_OK)
 		return status;
 	if (sigv4_amz_date(amz_date, r->now) != SIGV4_OK)
 		return SIGV4_EINVAL;
-	return signer_day(s, amz_date);
-}
-
-int request_payload_hash(struct sigv4_signer *s, const struct sigv4_request *r, char out[SIGV4_HEX_LEN],
-                         size_t *len)
-{
+	if ((status = signer_day(s, amz_date)) != SIGV4_OK)
+		return status;
 	if (!r->payload) {
-		memcpy(out, UNSIGNED_PAYLOAD, sizeof UNSIGNED_PAYLOAD - 1);
-		*len = sizeof UNSIGNED_PAYLOAD - 1;
+		memcpy(hash, UNSIGNED_PAYLOAD, sizeof UNSIGNED_PAYLOAD - 1);
+		*hash_len = sizeof UNSIGNED_PAYLOAD - 1;
 		return SIGV4_OK;
 	}
-	*len = SIGV4_HEX_LEN;
-	return payload_hash(&s->sha, out, *r->payload);
+	*hash_len = SIGV4_HEX_LEN;
+	return payload_hash(&s->sha, hash, *r->payload);
+}
+
+/* The signer owns Host and its extra headers: another of the same name is refused as a duplicate. */
+int signed_headers(const struct sigv4_signer *s, const struct sigv4_request *r, const struct sigv4_pair *extra,
+                   size_t n_extra, struct sigv4_pair *out, size_t *n, struct sorted_headers *sorted)
+{
+	size_t k = r->header_count;
+	if (k)
+		memcpy(out, r->headers, k * sizeof *out);
+	out[k++] = (struct sigv4_pair){ LIT("host"), signer_host(s) };
+	for (size_t i = 0; i < n_extra; i++)
+		out[k++] = extra[i];
+	*n = k;
+	return sort_headers(sorted, out, k);
 }
 
 void put_credential(struct out *o, const struct sigv4_signer *s)

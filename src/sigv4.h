@@ -10,7 +10,7 @@
  * Signing goes through four named stages, public so that known-answer tests
  * check each one, and the same stages make every URL and header:
  *   canonical request -> string to sign -> the day's key -> signature.
- * A signer (sigv4_signer_new) holds an endpoint, a scope and credentials that
+ * A signer (sigv4_signer_init) holds an endpoint, a scope and credentials that
  * can be replaced while it lives; it presigns URLs (query authentication) and
  * signs requests in an Authorization header (header authentication).
  */
@@ -28,6 +28,10 @@ enum sigv4_status {
 };
 
 /* ---- limits: inputs above them are refused with SIGV4_EINVAL ------------ */
+
+/* A limit as text, for the messages that name it: SIGV4_TEXT(SIGV4_MAX_REGION) is "64". */
+#define SIGV4_TEXT(limit) SIGV4_TEXT_(limit)
+#define SIGV4_TEXT_(limit) #limit
 
 #define SIGV4_MAX_EXPIRES 604800        /* S3 refuses presigned URLs valid longer than 7 days */
 #define SIGV4_MAX_ACCESS_KEY_ID 128
@@ -64,8 +68,10 @@ enum sigv4_status {
                               SIGV4_MAX_SIGNED_HEADERS) + SIGV4_HEX_LEN)
 /* the request's own query, encoded, with '=' and '&' */
 #define SIGV4_MAX_QUERY (3 * SIGV4_MAX_QUERY_BYTES + 2 * SIGV4_MAX_PAIRS)
+/* a path, encoded, '?' and a query with the X-Amz-* parameters: a URL's, and a canonical request's lines */
+#define SIGV4_MAX_TARGET (3 * SIGV4_MAX_PATH + 1 + SIGV4_MAX_QUERY + 1 + SIGV4_MAX_AUTH_QUERY)
 /* any URL a signer writes: presigned, or the target of a header-signed request */
-#define SIGV4_MAX_URL (SIGV4_MAX_ORIGIN + 3 * SIGV4_MAX_PATH + 1 + SIGV4_MAX_QUERY + 1 + SIGV4_MAX_AUTH_QUERY)
+#define SIGV4_MAX_URL (SIGV4_MAX_ORIGIN + SIGV4_MAX_TARGET)
 /* the header lines of a canonical request: the request's own and the signer's */
 #define SIGV4_MAX_HEADER_LINES (SIGV4_MAX_HEADER_BYTES + 2 * SIGV4_MAX_PAIRS + \
                                 sizeof "host:\n" + SIGV4_MAX_BUCKET + 1 + SIGV4_MAX_HOST + \
@@ -73,8 +79,7 @@ enum sigv4_status {
                                 sizeof "x-amz-content-sha256:\n" + SIGV4_HEX_LEN + \
                                 sizeof "x-amz-security-token:\n" + SIGV4_MAX_SESSION_TOKEN)
 /* any canonical request a signer writes */
-#define SIGV4_MAX_CANONICAL_REQUEST (SIGV4_MAX_METHOD + 1 + 3 * SIGV4_MAX_PATH + 1 + SIGV4_MAX_QUERY + 1 + \
-                                     SIGV4_MAX_AUTH_QUERY + 1 + SIGV4_MAX_HEADER_LINES + 1 + \
+#define SIGV4_MAX_CANONICAL_REQUEST (SIGV4_MAX_METHOD + 1 + SIGV4_MAX_TARGET + 1 + SIGV4_MAX_HEADER_LINES + 1 + \
                                      SIGV4_MAX_SIGNED_HEADERS + 1 + SIGV4_HEX_LEN)
 /* the Authorization header's value */
 #define SIGV4_MAX_AUTHORIZATION (sizeof "AWS4-HMAC-SHA256 Credential=" + SIGV4_MAX_CREDENTIAL + \

@@ -181,15 +181,18 @@ struct sigv4_signer {
 
 /*
  * What both ways of signing share. begin_request checks a request, writes
- * its path ("/" [bucket "/"] key, decoded) and its X-Amz-Date, and makes
- * sure of the day's key; request_payload_hash hashes its body; sign_canonical writes the canonical request and
- * signs it; put_url writes the URL of a canonical request: the origin, its
- * encoded path and, if it has one, its query.
+ * its path ("/" [bucket "/"] key, decoded), its X-Amz-Date and its payload
+ * hash (of the body, or UNSIGNED-PAYLOAD), and makes sure of the day's key;
+ * signed_headers puts the request's own headers, Host and the signer's extra
+ * ones into out (room for SIGV4_MAX_PAIRS + 1 + n_extra) and sorts them;
+ * sign_canonical writes the canonical request and signs it; put_url writes
+ * the URL of a canonical request: the origin, its encoded path and, if it
+ * has one, its query.
  */
 int begin_request(struct sigv4_signer *s, const struct sigv4_request *r, char path[SIGV4_MAX_PATH],
-                  size_t *path_len, char amz_date[SIGV4_AMZ_DATE_LEN]);
-int request_payload_hash(struct sigv4_signer *s, const struct sigv4_request *r, char out[SIGV4_HEX_LEN],
-                         size_t *len);
+                  size_t *path_len, char amz_date[SIGV4_AMZ_DATE_LEN], char hash[SIGV4_HEX_LEN], size_t *hash_len);
+int signed_headers(const struct sigv4_signer *s, const struct sigv4_request *r, const struct sigv4_pair *extra,
+                   size_t n_extra, struct sigv4_pair *out, size_t *n, struct sorted_headers *sorted);
 int sign_canonical(struct sigv4_signer *s, const struct sigv4_canonical *c, const struct sorted_headers *h,
                    const char amz_date[SIGV4_AMZ_DATE_LEN], char *creq, size_t creq_cap, size_t *creq_len,
                    char sig[SIGV4_HEX_LEN]);

@@ -16,6 +16,7 @@ local PREFIX = "http_upload_s3_";
 local MIB = 1024 * 1024;
 local MAX_SINGLE_PUT = 5 * 1024 * MIB; -- S3 refuses larger single PUTs
 local MAX_EXPIRES = s3sign.limits.expires;
+local MAX_BUCKET = s3sign.limits.bucket;
 local MAX_PATH = 255;                  -- bytes: leaves a file name room in S3's 1024-byte keys
 
 local function refuse(name, problem, ...)
@@ -150,7 +151,7 @@ end
 
 -- What other S3 implementations and old AWS buckets accept (the seed's "the_best_bucket").
 local function is_legacy_bucket(bucket)
-	return #bucket >= 1 and #bucket <= 255 and bucket:find("^[%w._-]+$") ~= nil;
+	return #bucket >= 1 and #bucket <= MAX_BUCKET and bucket:find("^[%w._-]+$") ~= nil;
 end
 
 -- "http_uploads", "/http_uploads/" -> "http_uploads"; refuses dot and empty segments.
@@ -407,7 +408,7 @@ local function read(get, env)
 	if not cfg.bucket then
 		refuse("bucket", "is required");
 	elseif not is_legacy_bucket(cfg.bucket) then
-		refuse("bucket", "must be letters, digits, '.', '-' or '_' (at most 255)");
+		refuse("bucket", "must be letters, digits, '.', '-' or '_' (at most %d)", MAX_BUCKET);
 	elseif not cfg.path_style and not is_dns_bucket(cfg.bucket) then
 		cfg.path_style = true;
 		table.insert(warnings, ("bucket \"%s\" cannot be part of a host name: using path-style URLs"):format(cfg.bucket));

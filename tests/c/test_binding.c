@@ -52,12 +52,23 @@ static int run(lua_State *L, const char *code, lua_Integer arg)
 	return 1;
 }
 
-static int contains(const void *hay, size_t hay_len, const void *needle, size_t needle_len)
+/* New credentials leave nothing of the old ones: no call keeps a canonical request or key behind. */
+static void test_rotation_wipes(lua_State *L)
 {
-	for (size_t i = 0; i + needle_len <= hay_len; i++)
-		if (memcmp((const char *)hay + i, needle, needle_len) == 0)
-			return 1;
-	return 0;
+	CHECK(run(L, "assert(signer:slot('p/', 'pinned.txt', 1, 'text/plain', { get_expires = 60 }))\n"
+	             "assert(signer:presign('GET', 'k', { trace = true }))\n"
+	             "assert(signer:authorize('PUT', '', { query = { cors = '' }, body = '<x/>', trace = true }))\n"
+	             "assert(signer:set_credentials{ access_key_id = 'AKIDROTATED', secret_key = 'rotated' })", 0));
+	lua_getglobal(L, "signer");
+	void *block = lua_touserdata(L, -1);
+	size_t size = lua_rawlen(L, -1);
+	CHECK(!contains(block, size, SECRET, sizeof SECRET - 1));
+	CHECK(!contains(block, size, TOKEN, sizeof TOKEN - 1));
+	CHECK(!contains(block, size, "AKIAIOSFODNN7EXAMPLE", 20));
+	CHECK(!contains(block, size, "pinned.txt", 10));
+	lua_pop(L, 1);
+	CHECK(run(L, "assert(signer:set_credentials{ access_key_id = 'AKIAIOSFODNN7EXAMPLE', secret_key = '" SECRET "',\n"
+	             "  session_token = '" TOKEN "' })", 0));
 }
 
 /* After __gc the userdata block is still ours to read while the stack holds it. */
@@ -90,6 +101,7 @@ int main(int argc, char **argv)
 
 	CHECK(run(L, setup, 0));
 	CHECK(run(L, loop, n));
+	test_rotation_wipes(L);
 	test_gc_wipes(L);
 
 	lua_close(L);

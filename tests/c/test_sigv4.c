@@ -78,14 +78,6 @@ static const char *suite_skip_reason(const char *id)
 
 static char url[SIGV4_MAX_URL], creq[SIGV4_MAX_CANONICAL_REQUEST];
 
-static int contains(const void *hay, size_t hay_len, const char *needle, size_t needle_len)
-{
-	for (size_t i = 0; i + needle_len <= hay_len; i++)
-		if (memcmp((const char *)hay + i, needle, needle_len) == 0)
-			return 1;
-	return 0;
-}
-
 /* A signer in malloc'd memory, as a C caller would keep one. */
 static struct sigv4_signer *new_signer(const struct sigv4_config *c, const struct sigv4_credentials *k,
                                        const char **why, int *status)
@@ -556,6 +548,15 @@ static void test_encoding(void)
 	for (size_t i = 0; i < COUNT(dates); i++) {
 		CHECK(sigv4_amz_date(date, dates[i].t) == SIGV4_OK);
 		CHECK_BYTES("amz_date", date, sizeof date, dates[i].date, SIGV4_AMZ_DATE_LEN);
+	}
+	static const struct { uint64_t v; const char *text; } decimals[] = {
+		{ 0, "0" }, { 9, "9" }, { 10, "10" }, { 5368709120, "5368709120" },
+		{ UINT64_MAX, "18446744073709551615" },
+	};
+	char decimal[SIGV4_DECIMAL_LEN];
+	for (size_t i = 0; i < COUNT(decimals); i++) {
+		size_t n = sigv4_decimal(decimal, decimals[i].v);
+		CHECK_BYTES("decimal", decimal, n, decimals[i].text, strlen(decimals[i].text));
 	}
 	char hash[SIGV4_HEX_LEN];
 	CHECK(sigv4_payload_hash(hash, S("")) == SIGV4_OK);

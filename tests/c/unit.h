@@ -22,6 +22,15 @@ static int unit_failures, unit_checks;
 	} \
 } while (0)
 
+/* Whether needle occurs in hay: a secret left in memory, a parameter in a URL. */
+static inline int contains(const void *hay, size_t hay_len, const void *needle, size_t needle_len)
+{
+	for (size_t i = 0; i + needle_len <= hay_len; i++)
+		if (memcmp((const char *)hay + i, needle, needle_len) == 0)
+			return 1;
+	return 0;
+}
+
 #define UNIT_SUMMARY(name) \
 	(printf("%s: %d passed, %d failed\n", (name), unit_checks - unit_failures, unit_failures), unit_failures != 0)
 

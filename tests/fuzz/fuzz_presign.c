@@ -749,73 +749,62 @@ static int same(const struct signed_req *a, const struct signed_req *b)
 	return 1;
 }
 
-/* sigv4_presign with exactly sized buffers, and one byte short of each; 0 when refused. */
-static int presign(struct sigv4_signer *s, const struct sigv4_request *r, uint32_t expires, struct signed_req *o)
+/* One signing call: sigv4_authorize when h is set, else sigv4_presign for expires seconds. */
+static int sign_once(struct sigv4_signer *s, const struct sigv4_request *r, uint32_t expires,
+                     struct sigv4_auth_headers *h, char *url, size_t cap, size_t *len, char *creq, size_t creq_cap,
+                     size_t *creq_len)
+{
+	return h ? sigv4_authorize(s, r, url, cap, len, h, creq, creq_cap, creq_len)
+	         : sigv4_presign(s, r, expires, url, cap, len, creq, creq_cap, creq_len);
+}
+
+/* Signed with exactly sized buffers, and one byte short of each; 0 when refused. */
+static int sign_sized(struct sigv4_signer *s, const struct sigv4_request *r, uint32_t expires,
+                      struct sigv4_auth_headers *h, struct signed_req *o)
 {
 	size_t len = (size_t)-1, creq_len = (size_t)-1, n, cn;
 	memset(o, 0, sizeof *o);
-	int st = sigv4_presign(s, r, expires, probe, 0, &len, probe, 0, &creq_len);
+	int st = sign_once(s, r, expires, h, probe, 0, &len, probe, 0, &creq_len);
 	if (st == SIGV4_EINVAL)
 		return 0;
 	CHECK(st == SIGV4_ENOSPC && creq_len != (size_t)-1);
 
 	char *creq = xmalloc(creq_len);
-	CHECK(sigv4_presign(s, r, expires, probe, 0, &len, creq, creq_len, &cn) == SIGV4_ENOSPC && cn == creq_len);
+	CHECK(sign_once(s, r, expires, h, probe, 0, &len, creq, creq_len, &cn) == SIGV4_ENOSPC && cn == creq_len);
 	CHECK(len != (size_t)-1);
 	char *url = xmalloc(len);
-	CHECK(sigv4_presign(s, r, expires, url, len, &n, creq, creq_len, &cn) == SIGV4_OK);
+	CHECK(sign_once(s, r, expires, h, url, len, &n, creq, creq_len, &cn) == SIGV4_OK);
 	CHECK(n == len && cn == creq_len);
 
 	/* one byte short, of either buffer: ENOSPC and the same sizes */
 	char *shorter = xmalloc(len - 1);
 	n = cn = (size_t)-1;
-	CHECK(sigv4_presign(s, r, expires, shorter, len - 1, &n, creq, creq_len, &cn) == SIGV4_ENOSPC);
+	CHECK(sign_once(s, r, expires, h, shorter, len - 1, &n, creq, creq_len, &cn) == SIGV4_ENOSPC);
 	CHECK(n == len && cn == creq_len);
 	free(shorter);
 	shorter = xmalloc(creq_len - 1);
 	cn = (size_t)-1;
-	CHECK(sigv4_presign(s, r, expires, url, len, &n, shorter, creq_len - 1, &cn) == SIGV4_ENOSPC && cn == creq_len);
+	CHECK(sign_once(s, r, expires, h, url, len, &n, shorter, creq_len - 1, &cn) == SIGV4_ENOSPC && cn == creq_len);
 	free(shorter);
 	/* leave the canonical request of a successful call in creq; its length need not be asked for */
-	CHECK(sigv4_presign(s, r, expires, url, len, &n, creq, creq_len, NULL) == SIGV4_OK && n == len);
-
-	*o = (struct signed_req){ url, creq, len, creq_len, NULL };
-	return 1;
-}
-
-/* sigv4_authorize the same way. */
-static int authorize(struct sigv4_signer *s, const struct sigv4_request *r, struct signed_req *o)
-{
-	size_t len = (size_t)-1, creq_len = (size_t)-1, n, cn;
-	struct sigv4_auth_headers *h = xmalloc(sizeof *h);
-	memset(o, 0, sizeof *o);
-	int st = sigv4_authorize(s, r, probe, 0, &len, h, probe, 0, &creq_len);
-	if (st == SIGV4_EINVAL) {
-		free(h);
-		return 0;
-	}
-	CHECK(st == SIGV4_ENOSPC && creq_len != (size_t)-1);
-
-	char *creq = xmalloc(creq_len);
-	CHECK(sigv4_authorize(s, r, probe, 0, &len, h, creq, creq_len, &cn) == SIGV4_ENOSPC && cn == creq_len);
-	CHECK(len != (size_t)-1);
-	char *url = xmalloc(len);
-	CHECK(sigv4_authorize(s, r, url, len, &n, h, creq, creq_len, &cn) == SIGV4_OK);
-	CHECK(n == len && cn == creq_len);
-
-	char *shorter = xmalloc(len - 1);
-	n = cn = (size_t)-1;
-	CHECK(sigv4_authorize(s, r, shorter, len - 1, &n, h, creq, creq_len, &cn) == SIGV4_ENOSPC);
-	CHECK(n == len && cn == creq_len);
-	free(shorter);
-	shorter = xmalloc(creq_len - 1);
-	cn = (size_t)-1;
-	CHECK(sigv4_authorize(s, r, url, len, &n, h, shorter, creq_len - 1, &cn) == SIGV4_ENOSPC && cn == creq_len);
-	free(shorter);
-	CHECK(sigv4_authorize(s, r, url, len, &n, h, creq, creq_len, NULL) == SIGV4_OK && n == len);
+	CHECK(sign_once(s, r, expires, h, url, len, &n, creq, creq_len, NULL) == SIGV4_OK && n == len);
 
 	*o = (struct signed_req){ url, creq, len, creq_len, h };
 	return 1;
+}
+
+static int presign(struct sigv4_signer *s, const struct sigv4_request *r, uint32_t expires, struct signed_req *o)
+{
+	return sign_sized(s, r, expires, NULL, o);
+}
+
+static int authorize(struct sigv4_signer *s, const struct sigv4_request *r, struct signed_req *o)
+{
+	struct sigv4_auth_headers *h = xmalloc(sizeof *h);
+	if (sign_sized(s, r, 0, h, o))
+		return 1;
+	free(h);
+	return 0;
 }
 
 /* ---- invariants of a signed request ------------------------------------------------------ */
