@@ -33,6 +33,7 @@ local function owned(id, mark)
 	return type(id) == "string" and (id == mark or id:sub(1, #mark + 1) == mark .. " ");
 end
 
+-- The ARN of a folder's objects, for policies and for what check tells an admin to allow.
 local function resource(cfg, prefix)
 	return ("arn:aws:s3:::%s/%s*"):format(cfg.bucket, prefix);
 end
@@ -193,15 +194,17 @@ end
 
 -- The merge both XML documents share: keep what others own as it is (the
 -- parsed elements are written back verbatim), replace what this module owns.
-local function merge_xml(current, mark, root, child, want, from_xml, to_xml, same_rule, describe, what)
+-- kind: the document's root and rule elements, how a rule is read from and
+-- written to XML, compared and described, and the document's name.
+local function merge_xml(kind, current, mark, want)
 	local kept, mine, changes = {}, {}, {};
 	if current then
 		local ok, doc = pcall(xml.parse, current);
 		if not ok or not doc then
 			return nil, {}, { "the bucket's configuration is not XML; left as it is" };
 		end
-		for el in doc:childtags(child) do
-			local rule = from_xml(el);
+		for el in doc:childtags(kind.rule) do
+			local rule = kind.from_xml(el);
 			if owned(rule.ID, mark) then
 				mine[rule.ID] = rule;
 			else
@@ -212,16 +215,18 @@ local function merge_xml(current, mark, root, child, want, from_xml, to_xml, sam
 	for _, rule in ipairs(want) do
 		local had = mine[rule.ID];
 		if not had then
-			table.insert(changes, ("%s: add %s"):format(what, describe(rule)));
-		elseif not same_rule(had, rule) then
-			table.insert(changes, ("%s: change %s (was %s)"):format(what, describe(rule), describe(had)));
+			table.insert(changes, ("%s: add %s"):format(kind.name, kind.describe(rule)));
+		elseif not kind.same(had, rule) then
+			table.insert(changes, ("%s: change %s (was %s)"):format(kind.name, kind.describe(rule), kind.describe(had)));
 		end
 		mine[rule.ID] = nil;
-		table.insert(kept, to_xml(rule));
+		table.insert(kept, kind.to_xml(rule));
 	end
-	for id, rule in pairs(mine) do
-		table.insert(changes, ("%s: remove %s"):format(what, describe(rule)));
-		mine[id] = nil;
+	local gone = {};   -- rules of this module's that the configuration no longer has, in a stable order
+	for id in pairs(mine) do table.insert(gone, id); end
+	table.sort(gone);
+	for _, id in ipairs(gone) do
+		table.insert(changes, ("%s: remove %s"):format(kind.name, kind.describe(mine[id])));
 	end
 	if #changes == 0 or #kept == 0 then
 		return nil, changes, {};   -- as it is, or nothing left: delete the configuration
@@ -230,7 +235,7 @@ local function merge_xml(current, mark, root, child, want, from_xml, to_xml, sam
 	for i, el in ipairs(kept) do
 		parts[i] = tostring(el);   -- a foreign rule as it came; each states the S3 namespace
 	end
-	return ("<%s xmlns='%s'>%s</%s>"):format(root, S3_NS, table.concat(parts), root), changes, {};
+	return ("<%s xmlns='%s'>%s</%s>"):format(kind.root, S3_NS, table.concat(parts), kind.root), changes, {};
 end
 
 -- The same rule, whatever order the service lists its methods and origins in (RGW sorts them its own way).
@@ -249,20 +254,28 @@ local function same_cors_rule(had, rule)
 	return had.MaxAgeSeconds == rule.MaxAgeSeconds;
 end
 
+local CORS = {
+	name = "cors", root = "CORSConfiguration", rule = "CORSRule",
+	from_xml = cors_rule_from, to_xml = cors_element, same = same_cors_rule,
+	describe = function (rule)
+		return ("%s for origins %s"):format(rule.ID, table.concat(rule.AllowedOrigins or {}, " "));
+	end,
+};
+
+local LIFECYCLE = {
+	name = "lifecycle", root = "LifecycleConfiguration", rule = "Rule",
+	from_xml = lifecycle_rule_from, to_xml = lifecycle_element, describe = describe_lifecycle,
+	same = function (had, rule)
+		return had.Prefix == rule.Prefix and had.Days == rule.Days and had.Status == "Enabled";
+	end,
+};
+
 local function merge_cors(cfg, host, current)
-	return merge_xml(current, marks(host).id, "CORSConfiguration", "CORSRule", wanted(cfg, host).cors,
-		cors_rule_from, cors_element,
-		same_cors_rule, function (rule)
-			return ("%s for origins %s"):format(rule.ID, table.concat(rule.AllowedOrigins or {}, " "));
-		end, "cors");
+	return merge_xml(CORS, current, marks(host).id, wanted(cfg, host).cors);
 end
 
 local function merge_lifecycle(cfg, host, current)
-	return merge_xml(current, marks(host).id, "LifecycleConfiguration", "Rule", wanted(cfg, host).lifecycle,
-		lifecycle_rule_from,
-		lifecycle_element, function (had, rule)
-			return had.Prefix == rule.Prefix and had.Days == rule.Days and had.Status == "Enabled";
-		end, describe_lifecycle, "lifecycle");
+	return merge_xml(LIFECYCLE, current, marks(host).id, wanted(cfg, host).lifecycle);
 end
 
 ---- showing ------------------------------------------------------------------------
@@ -283,7 +296,7 @@ local function as_json(cfg, host)
 end
 
 return {
-	MARK = MARK;
+	resource = resource;
 	wanted = wanted;
 	merge_policy = merge_policy;
 	merge_cors = merge_cors;

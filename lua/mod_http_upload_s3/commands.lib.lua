@@ -110,6 +110,13 @@ local function http_date(text)
 	return ((era * 146097 + doe - 719468) * 86400) + h * 3600 + m * 60 + s;
 end
 
+-- A canonical request as an admin may see it: the session token (in the
+-- query of a presigned request, or a header) masked, for it is a credential.
+local function without_token(canonical_request)
+	return (canonical_request:gsub("(X%-Amz%-Security%-Token=)[^&\n]*", "%1<masked>")
+		:gsub("(\nx%-amz%-security%-token:)[^\n]*", "%1<masked>"));
+end
+
 -- Why a request failed, in words an admin can act on; nil when it did not.
 local function diagnose(what, response, err, ctx)
 	if not response then
@@ -135,8 +142,8 @@ local function diagnose(what, response, err, ctx)
 		table.insert(lines, "the secret key does not match the access id, or something between here and S3 rewrote the request");
 		local theirs = xml_field(response.body, "CanonicalRequest");
 		if theirs and ctx.canonical_request then
-			table.insert(lines, "S3's canonical request:\n    " .. theirs:gsub("\n", "\n    "));
-			table.insert(lines, "ours:\n    " .. ctx.canonical_request:gsub("\n", "\n    "));
+			table.insert(lines, "S3's canonical request:\n    " .. without_token(theirs):gsub("\n", "\n    "));
+			table.insert(lines, "ours:\n    " .. without_token(ctx.canonical_request):gsub("\n", "\n    "));
 		end
 	elseif code == "InvalidAccessKeyId" then
 		table.insert(lines, "the storage service does not know http_upload_s3_access_id");
@@ -360,12 +367,12 @@ local function check_host(host, print)
 	end
 
 	local now = os.time();
-	local folder = cfg.prefix ~= "" and cfg.prefix .. "/" or "";
+	local folder = cfg.purposes.message.key_prefix;
 	local signed = { ["content-length"] = tostring(#PROBE_BODY),
 		["content-type"] = cfg.sign_content_type and "text/plain" or nil };
 	local put, get, key = signer:slot(folder, PROBE_NAME, #PROBE_BODY, signed["content-type"],
 		get_options(cfg, { now = now }));
-	local ctx = { now = now, resource = ("arn:aws:s3:::%s/%s*"):format(cfg.bucket, folder) };
+	local ctx = { now = now, resource = bucket.resource(cfg, folder) };
 	ctx.canonical_request = select(2, signer:presign("PUT", key, { now = now, trace = true, headers = signed }));
 
 	ctx.url = put;
@@ -401,8 +408,8 @@ local function check_host(host, print)
 	-- drift: the bucket's settings against the options (not a failure: uploads work without them)
 	local drift = 0;
 	for _, result in ipairs(bucket_changes(cfg, host, signer)) do
-		for _, line in ipairs(result.problem and { "cannot read it: " .. result.problem } or {}) do
-			print(("%s: bucket %s: %s"):format(host, result.doc.name, line));
+		if result.problem then
+			print(("%s: bucket %s: cannot read it: %s"):format(host, result.doc.name, result.problem));
 		end
 		for _, line in ipairs(result.changes or {}) do
 			print(("%s: bucket drift: %s"):format(host, line));
@@ -441,14 +448,19 @@ end
 
 ---- presign ------------------------------------------------------------------
 
-local function presign(args, print)
-	local host;
-	for i = #args, 1, -1 do
-		if args[i] == "--host" then
-			host = table.remove(args, i + 1);
+-- Takes "--name" (with its value, if it has one) out of args: true or the value;
+-- false for a value that is missing; nil when it is not there.
+local function take_option(args, name, has_value)
+	for i = 1, #args do
+		if args[i] == name then
 			table.remove(args, i);
+			return not has_value or (table.remove(args, i) or false);
 		end
 	end
+end
+
+local function presign(args, print)
+	local host = take_option(args, "--host", true);
 	local filename, size, content_type = args[1], math.tointeger(tonumber(args[2] or "")), args[3];
 	if not filename or not size then
 		print("usage: prosodyctl mod_http_upload_s3 presign FILENAME SIZE [CONTENT-TYPE] [--host HOST]");
@@ -470,7 +482,7 @@ local function presign(args, print)
 		return 1;
 	end
 	local signed_type = cfg.sign_content_type and content_type or nil;
-	local put, get, key = signer:slot(cfg.prefix ~= "" and cfg.prefix .. "/" or "", filename, size, signed_type,
+	local put, get, key = signer:slot(cfg.purposes.message.key_prefix, filename, size, signed_type,
 		get_options(cfg, {}));
 	if not put then
 		print(("%s: %s"):format(host, get));
@@ -491,18 +503,10 @@ end
 ---- setup --------------------------------------------------------------------
 
 local function setup(args, print)
-	local host, dry_run;
-	local i = 1;
-	while args[i] do
-		if args[i] == "--dry-run" then
-			dry_run = true;
-		elseif args[i] == "--host" and args[i + 1] then
-			host, i = args[i + 1], i + 1;
-		else
-			print("usage: prosodyctl mod_http_upload_s3 setup [--host HOST] [--dry-run]");
-			return 1;
-		end
-		i = i + 1;
+	local host, dry_run = take_option(args, "--host", true), take_option(args, "--dry-run");
+	if host == false or #args > 0 then
+		print("usage: prosodyctl mod_http_upload_s3 setup [--host HOST] [--dry-run]");
+		return 1;
 	end
 	local hosts = host and { host } or module_hosts();
 	if #hosts == 0 then

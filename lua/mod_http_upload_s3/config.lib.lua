@@ -170,7 +170,16 @@ local function clean_path(path)
 	return path;
 end
 
--- A credential from the config, a file, or the standard AWS environment variable.
+-- The static credentials: the option (also as <option>_file), the signer's
+-- field it fills, and the standard AWS environment variable behind both.
+local CREDENTIALS = {
+	{ option = "access_id", field = "access_key_id", env = "AWS_ACCESS_KEY_ID" },
+	{ option = "secret_key", field = "secret_key", env = "AWS_SECRET_ACCESS_KEY" },
+	{ option = "session_token", field = "session_token", env = "AWS_SESSION_TOKEN" },
+};
+
+-- A credential from the config, a file, or the standard AWS environment
+-- variable; and the file's path when it came from one.
 local function credential(get, env, name, env_name, warnings)
 	local literal = typed(get, name, "string");
 	local file = typed(get, name .. "_file", "string");
@@ -181,7 +190,7 @@ local function credential(get, env, name, env_name, warnings)
 		if not content then
 			refuse(name .. "_file", "cannot be read: %s", tostring(err));
 		end
-		return (content:gsub("%s+$", ""));
+		return (content:gsub("%s+$", "")), file;
 	elseif literal then
 		if name == "secret_key" then
 			table.insert(warnings, PREFIX .. "secret_key is written in the config file; "
@@ -213,9 +222,9 @@ end
 
 -- The option behind each field that s3sign.new names in a refusal.
 local SIGNER_FIELDS = {
-	access_key_id = "access_id", secret_key = "secret_key", session_token = "session_token",
 	region = "region", bucket = "bucket", endpoint = "endpoint", put_expires = "expires", get_url = "get_url",
 };
+for _, c in ipairs(CREDENTIALS) do SIGNER_FIELDS[c.field] = c.option; end
 
 -- XEP-0363 upload purposes. message is always on, with the options above;
 -- each other one, when listed in http_upload_s3_purposes, takes its own
@@ -245,12 +254,12 @@ local function read_purposes(get, env, cfg, warnings)
 	cfg.purposes, cfg.purpose_list = { message = message }, { message };
 	local known = {};
 	for _, name in ipairs(PURPOSES) do known[name] = true; end
-	for name in pairs(set(get, "purposes", {})) do
+	local enabled = set(get, "purposes", {});
+	for name in pairs(enabled) do
 		if not known[name] then
 			refuse("purposes", "has \"%s\"; the purposes are %s", name, table.concat(PURPOSES, ", "));
 		end
 	end
-	local enabled = set(get, "purposes", {});
 	for _, name in ipairs(PURPOSES) do
 		if name ~= "message" and enabled[name] then
 			local d = purpose_defaults(name, message);
@@ -322,16 +331,13 @@ local function read_credentials(get, env, warnings)
 	local c = { files = {}, static = {} };
 	c.source = typed(get, "credentials", "string", "static");
 	if c.source == "static" then
-		c.static.access_key_id = credential(get, env, "access_id", "AWS_ACCESS_KEY_ID", warnings);
-		c.static.secret_key = credential(get, env, "secret_key", "AWS_SECRET_ACCESS_KEY", warnings);
-		c.static.session_token = credential(get, env, "session_token", "AWS_SESSION_TOKEN", warnings);
+		for _, o in ipairs(CREDENTIALS) do   -- files by field: credentials.lib.lua reads them again
+			c.static[o.field], c.files[o.field] = credential(get, env, o.option, o.env, warnings);
+		end
 		if not c.static.access_key_id then
 			refuse("access_id", "is required (or %saccess_id_file, or AWS_ACCESS_KEY_ID)", PREFIX);
 		elseif not c.static.secret_key then
 			refuse("secret_key", "is required (or %ssecret_key_file, or AWS_SECRET_ACCESS_KEY)", PREFIX);
-		end
-		for _, name in ipairs({ "access_id", "secret_key", "session_token" }) do
-			c.files[name] = get(name .. "_file");
 		end
 		c.description = next(c.files) and "the credential files" or "the options or the AWS_* variables";
 	elseif c.source == "instance" then
@@ -362,8 +368,7 @@ local function read_credentials(get, env, warnings)
 			session_name = typed(get, "role_session_name", "string", "mod_http_upload_s3"),
 			duration = period(get, env, "role_duration", 3600, 900, 43200),
 			external_id = typed(get, "role_external_id", "string"),
-			endpoint = typed(get, "sts_endpoint", "string") or typed(get, "endpoint", "string"),
-			region = typed(get, "region", "string") or env.getenv("AWS_REGION"),
+			endpoint = typed(get, "sts_endpoint", "string"),   -- else the S3 endpoint's, once read() checked it
 		};
 		if not c.role.session_name:find("^[%w_+=,.@-]+$") or #c.role.session_name < 2 or #c.role.session_name > 64 then
 			refuse("role_session_name", "must be 2..64 of letters, digits and _+=,.@-");
@@ -401,6 +406,10 @@ local function read(get, env)
 	elseif not cfg.endpoint and not is_aws_region(cfg.region) then
 		refuse("region", "\"%s\" is not an AWS region name like eu-west-2 (set %sendpoint for other services)",
 			cfg.region, PREFIX);
+	end
+	local role = cfg.credentials.role;
+	if role then   -- STS in the same region, at the S3 endpoint (as RGW serves it) unless told otherwise
+		role.endpoint, role.region = role.endpoint or cfg.endpoint, cfg.region;
 	end
 
 	cfg.bucket = typed(get, "bucket", "string");

@@ -28,7 +28,6 @@ local json = require "util.json";
 local xml = require "util.xml";
 local datetime = require "util.datetime";
 
-local FILE_FIELDS = { access_id = "access_key_id", secret_key = "secret_key", session_token = "session_token" };
 local IMDS_TOKEN_TTL = 21600;          -- seconds; the session token is asked for again with every refresh
 local RETRY_FIRST, RETRY_MAX = 5, 300; -- seconds between failed refreshes, doubling...
 local RETRY_EXPIRED = 15;              -- ...but no longer than this while no usable set is left
@@ -128,30 +127,33 @@ function M.new(cfg, env)
 	}, chain);
 end
 
+-- A secret or token file's content, without the newline editors leave; nil and why not.
+local function read_trimmed(env, path)
+	local content, err = env.read_file(path);
+	if not content then
+		return nil, ("%s cannot be read: %s"):format(path, tostring(err));
+	end
+	return (content:gsub("%s+$", ""));
+end
+
 -- A set from the options and their files, as config.lib.lua read them, with the files read again.
 function chain:static_set()
 	local set = {};
-	for option, field in pairs(FILE_FIELDS) do
-		set[field] = self.cfg.static[field];
-		local path = self.cfg.files[option];
-		if path then
-			local content, err = self.env.read_file(path);
-			if not content then
-				return nil, ("%s cannot be read: %s"):format(path, tostring(err));
-			end
-			set[field] = content:gsub("%s+$", "");
+	for field, value in pairs(self.cfg.static) do set[field] = value; end
+	for field, path in pairs(self.cfg.files) do
+		local content, problem = read_trimmed(self.env, path);
+		if not content then
+			return nil, problem;
 		end
+		set[field] = content;
 	end
 	return set;
 end
 
 function chain:files_signature()
 	local parts = {};
-	for option in pairs(FILE_FIELDS) do
-		local path = self.cfg.files[option];
-		if path then
-			table.insert(parts, option .. "=" .. tostring(self.env.file_signature(path)));
-		end
+	for field, path in pairs(self.cfg.files) do
+		table.insert(parts, field .. "=" .. tostring(self.env.file_signature(path)));
 	end
 	table.sort(parts);
 	return table.concat(parts, ";");
@@ -253,12 +255,11 @@ function chain:fetch_container(now)
 	local headers = {};
 	local token = c.token;
 	if c.token_file then
-		local err;
-		token, err = self.env.read_file(c.token_file);
+		local problem;
+		token, problem = read_trimmed(self.env, c.token_file);
 		if not token then
-			return self:fail(("container credentials: %s cannot be read: %s"):format(c.token_file, tostring(err)), now);
+			return self:fail("container credentials: " .. problem, now);
 		end
-		token = token:gsub("%s+$", "");
 	end
 	headers.Authorization = token;
 	self:request("container credentials", { method = "GET", url = c.uri, headers = headers }, now, function (response)

@@ -168,7 +168,7 @@ local active, pending;
 local unavailable_logged = false; -- that slots are refused for want of credentials: said once
 
 local function install(new_cfg)
-	local entry = { cfg = new_cfg, chain = credentials.new(new_cfg, provider_env) };
+	local entry = { chain = credentials.new(new_cfg, provider_env) };
 	pending = entry;
 	entry.chain:start(os.time(), function (creds, source)
 		if entry ~= active and entry ~= pending then

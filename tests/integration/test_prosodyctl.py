@@ -19,6 +19,9 @@ import client  # noqa: E402
 import stack  # noqa: E402
 from checks import check, summary  # noqa: E402
 
+STUB_TOKEN = "IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN"
+
+
 class StubS3(http.server.BaseHTTPRequestHandler):
     """Answers like an S3 whose clock is years away, or, for the bucket "sig",
     like AWS refusing a signature and showing the canonical request it computed."""
@@ -29,7 +32,8 @@ class StubS3(http.server.BaseHTTPRequestHandler):
     def answer(self):
         if self.path.startswith("/sig/"):
             body = (b"<Error><Code>SignatureDoesNotMatch</Code><CanonicalRequest>PUT\n/sig/x\n"
-                    b"X-Amz-Algorithm=AWS4-HMAC-SHA256&amp;theirs</CanonicalRequest></Error>")
+                    b"X-Amz-Algorithm=AWS4-HMAC-SHA256&amp;theirs&amp;X-Amz-Security-Token=" + STUB_TOKEN.encode()
+                    + b"</CanonicalRequest></Error>")
         else:
             body = b"<Error><Code>RequestTimeTooSkewed</Code><Message>skewed</Message></Error>"
         self.send_response(403)
@@ -105,7 +109,7 @@ def main():
             "closed.test": options(endpoint="http://127.0.0.1:%d" % stack.free_port()),
             "tls.test": options(endpoint="https://127.0.0.1:%d" % stub.server_port),
             "skew.test": options(endpoint=stub_url),
-            "sigstub.test": options(endpoint=stub_url, bucket="sig"),
+            "sigstub.test": options(endpoint=stub_url, bucket="sig", session_token=STUB_TOKEN),
             "badconfig.test": options(expires=0),
         }
         p = session.prosody(scenarios, start=False)
@@ -123,7 +127,8 @@ def main():
             "tls.test": ["upload: FAIL: TLS:"],
             "skew.test": ["upload: FAIL: clock skew"],
             "sigstub.test": ["SignatureDoesNotMatch", "S3's canonical request:", "X-Amz-Algorithm=AWS4-HMAC-SHA256&theirs",
-                             "ours:", "X-Amz-SignedHeaders=content-length%3Bhost"],
+                             "ours:", "X-Amz-SignedHeaders=content-length%3Bhost",
+                             "X-Amz-Security-Token=<masked>"],
             "badconfig.test": ["configuration: FAIL: http_upload_s3_expires must be between 1 and 604800"],
         }
         for host, needles in expect.items():
@@ -131,6 +136,7 @@ def main():
             for needle in needles:
                 check("%s says %r" % (host, needle), needle in text, text)
         check("check never prints the secret", secret not in out)
+        check("check never prints a session token", STUB_TOKEN not in out, host_lines(out, "sigstub.test"))
         check("check never prints a URL", "X-Amz-Signature" not in out)
 
         good = session.prosody({"good.test": options(sign_content_type=True)}, start=False)

@@ -160,6 +160,14 @@ describe("config.read", function ()
 		assert.matches("http_upload_s3_role_arn", refusal({ role_arn = "uploader" }), 1, true);
 		assert.matches("http_upload_s3_role_duration must be between 900 and 43200",
 			refusal({ role_arn = "arn:aws:iam::1:role/r", role_duration = 60 }), 1, true);
+		-- STS at the S3 endpoint unless told otherwise; a bad endpoint is named as itself
+		cfg = read({ role_arn = "arn:aws:iam::1:role/r", endpoint = "http://127.0.0.1:7480", region = "default",
+			path_style = true });
+		assert.same({ "http://127.0.0.1:7480", "default" }, { cfg.credentials.role.endpoint, cfg.credentials.role.region });
+		assert.matches("^http_upload_s3_endpoint must be",
+			refusal({ role_arn = "arn:aws:iam::1:role/r", endpoint = "http://h/path" }));
+		assert.matches("^http_upload_s3_sts_endpoint must be",
+			refusal({ role_arn = "arn:aws:iam::1:role/r", sts_endpoint = "sts.example.com" }));
 	end);
 
 	it("takes lifetimes as seconds, or as periods where Prosody parses them", function ()

@@ -82,7 +82,7 @@ describe("a static source", function ()
 		local files = { ["/id"] = { content = "OLDID\n", signature = "1" }, ["/secret"] = { content = "old", signature = "1" } };
 		local http = fake_http(function () end);
 		local chain, got = chain_for({ source = "static", static = {}, description = "the credential files",
-			files = { access_id = "/id", secret_key = "/secret" } }, http, files);
+			files = { access_key_id = "/id", secret_key = "/secret" } }, http, files);
 		assert.same({ access_key_id = "OLDID", secret_key = "old" }, got[1]);
 		files["/id"] = { content = "NEWID", signature = "2" }; -- the secret is not written yet
 		chain:tick(T0 + 2);
