@@ -120,6 +120,7 @@ test-integration: $(B)/s3sign.so $(NODE_DEPS)
 	for t in $(INTEGRATION_TESTS); do $(PYTHON) $$t || exit 1; done
 
 test-integration-13: $(B)/s3sign.so $(PROSODY13)/usr/bin/prosody $(NODE_DEPS)
+	rm -rf $(B)/logs
 	for t in $(INTEGRATION_TESTS); do \
 		PROSODY=$(PROSODY13)/usr/bin/prosody PROSODYCTL=$(PROSODY13)/usr/bin/prosodyctl $(PYTHON) $$t || exit 1; \
 	done

@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 from client import SlotError
 
@@ -32,14 +33,26 @@ def refused(name, error_type, condition, fn):
     return None
 
 
+def wait_until(what, condition, timeout, interval=0.5):
+    """condition()'s first true value, tried at once and then every interval
+    seconds for timeout seconds; else a failed check named what, and None."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            check(what, False, "not within %.0f s" % timeout)
+            return None
+        time.sleep(interval)
+
+
 def requires(what, present, remedy):
     """Stop the test with one line when part of its setup is missing, instead
     of letting it fail three layers down (a protocol error, a timeout)."""
     if not present:
-        test = os.path.basename(sys.argv[0])
-        print("FAIL setup: %s needs %s: %s" % (test, what, remedy))
-        print("0 passed, 1 failed")
-        sys.exit(1)
+        check("setup: %s needs %s:" % (os.path.basename(sys.argv[0]), what), False, remedy)
+        sys.exit(summary())
 
 
 def lua_module(name, lua="lua5.4"):
@@ -55,7 +68,8 @@ def debian_package(name):
 
 
 def program(name):
-    return shutil.which(name) is not None or os.access(name, os.X_OK)
+    """Whether name runs: a command on PATH, or a path to an executable file."""
+    return shutil.which(name) is not None
 
 
 def summary():

@@ -5,6 +5,7 @@ Used by the demo (tools/demo.py) and the integration tests. Every server binds
 127.0.0.1 on a free port; every wait is bounded; stop() kills only the
 processes started here. Run with /usr/bin/python3 (Debian's botocore).
 """
+import http.server
 import json
 import os
 import secrets
@@ -15,6 +16,7 @@ import string
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -86,14 +88,15 @@ class RGW:
 
     def module_options(self, **extra):
         """http_upload_s3_* options that point the module at this gateway, plus extra
-        ones given without the prefix (expires=5 -> http_upload_s3_expires = 5)."""
+        ones given without the prefix (expires=5 -> http_upload_s3_expires = 5); one
+        given as None is left out (access_id=None: no static key)."""
         options = {
             "access_id": self.env["RGW_ACCESS_KEY"], "secret_key": self.env["RGW_SECRET_KEY"],
             "region": self.env["RGW_REGION"], "bucket": self.bucket, "endpoint": self.endpoint,
             "path_style": True, "path": "http_uploads",
         }
         options.update(extra)
-        return {"http_upload_s3_" + k: v for k, v in options.items()}
+        return {"http_upload_s3_" + k: v for k, v in options.items() if v is not None}
 
     def admin(self, *args):
         """radosgw-admin on this cluster; its output."""
@@ -308,6 +311,22 @@ def cleanup(path):
     shutil.rmtree(path, ignore_errors=True)
 
 
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A test server's request handler: no access log in the test's output, and one way to answer."""
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body=b"", content_type=None):
+        body = body.encode() if isinstance(body, str) else body
+        self.send_response(status)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
 class Session:
     """A work folder and what a test or the demo starts in it, stopped in
     reverse order however the run ends:
@@ -347,6 +366,17 @@ class Session:
     def on_exit(self, stop):
         """Call stop() when the session ends, before what was started earlier."""
         self._on_exit.append(stop)
+
+    def serve(self, server):
+        """Run an HTTP server (bound to loopback) in a thread until the session ends; the server."""
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.on_exit(server.shutdown)
+        return server
+
+    def http_server(self, handler):
+        """handler served on a free loopback port until the session ends; the server
+        (its port is server.server_port)."""
+        return self.serve(http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler))
 
     def rgw(self, **options):
         rgw = RGW(self.workdir, **options)

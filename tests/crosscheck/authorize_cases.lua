@@ -2,11 +2,11 @@
 --
 --   lua5.4 authorize_cases.lua 'build/?.so' < cases > results
 --
--- One case per input line, 14 tab-separated fields, each hex-encoded:
+-- One case per input line, 15 tab-separated fields, each hex-encoded:
 --   access_key_id secret_key session_token region service endpoint bucket path_style
---   method key now body headers query
+--   method key now body headers query unsigned
 -- headers and query are name NUL value NUL ...; an empty field is absent, and
--- an absent body is an unsigned payload when the 15th field is "u", else an empty body.
+-- an absent body is an unsigned payload when unsigned is "u", else an empty body.
 -- One result per output line, fields hex-encoded and tab-separated:
 --   OK url headers     (headers as name NUL value NUL ..., in name order)
 --   ERR message

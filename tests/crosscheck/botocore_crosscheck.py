@@ -274,12 +274,11 @@ def regression_cases():
 
 @dataclasses.dataclass(frozen=True)
 class Signed:
-    """What signer:presign returned, or why it did not."""
+    """What signer:slot returned, or why it did not. The headers the PUT must carry
+    are in its signature (X-Amz-SignedHeaders), which is compared with botocore's."""
     put_url: str = ""
     get_url: str = ""
     key: str = ""
-    content_length: str = ""
-    content_type: str = ""
     error: Optional[str] = None
 
 
@@ -353,16 +352,20 @@ class Expected:
     get_url: str       # botocore's, or the public URL
 
 
+def origin(endpoint, aws_host):
+    """(scheme, host[:port] as written, Host) of an endpoint, or of AWS's host when there is none:
+    Host leaves out the scheme's default port."""
+    if not endpoint:
+        return "https", aws_host, aws_host
+    parts = urlsplit(endpoint)
+    host = parts.netloc.rpartition(":")[0] if parts.port == DEFAULT_PORTS[parts.scheme] else parts.netloc
+    return parts.scheme, parts.netloc, host
+
+
 def expected(case):
     """The URLs by botocore's rules, built without s3sign."""
-    if case.endpoint:
-        parts = urlsplit(case.endpoint)
-        scheme, netloc = parts.scheme, parts.netloc
-        # botocore gets netloc as written and derives Host itself; the URL must carry the Host
-        host = netloc.rpartition(":")[0] if parts.port == DEFAULT_PORTS[scheme] else netloc
-    else:
-        scheme, netloc = "https", f"s3.{case.region}.amazonaws.com"
-        host = netloc
+    # botocore gets netloc as written and derives Host itself; the URL must carry the Host
+    scheme, netloc, host = origin(case.endpoint, f"s3.{case.region}.amazonaws.com")
     if not case.path_style:
         netloc, host = f"{case.bucket}.{netloc}", f"{case.bucket}.{host}"
     key = object_key(case)
@@ -509,13 +512,7 @@ def authorize_with_s3sign(lua, cpath, cases):
 
 def botocore_authorize(case):
     """(url, {lowercased name: value} of the headers botocore adds), built without s3sign."""
-    if case.endpoint:
-        parts = urlsplit(case.endpoint)
-        scheme, netloc = parts.scheme, parts.netloc.rstrip("/")
-        if parts.port == DEFAULT_PORTS[scheme]:
-            netloc = netloc.rpartition(":")[0]
-    else:
-        scheme, netloc = "https", f"{case.service}.{case.region}.amazonaws.com"
+    scheme, _, netloc = origin(case.endpoint, f"{case.service}.{case.region}.amazonaws.com")
     if case.bucket and not case.path_style:
         netloc = f"{case.bucket}.{netloc}"
     path = "/" + (case.bucket + ("/" if case.key else "") if case.bucket and case.path_style else "") + case.key
@@ -611,10 +608,6 @@ def differences(case, signed, want):
         problems += presigned_differences("GET", signed.get_url, want.get_url, want.host)
     if signed.key != want.key:
         problems.append(f"key {signed.key!r}, expected {want.key!r}")
-    if signed.content_length != str(case.size):
-        problems.append(f"Content-Length header {signed.content_length!r}, expected {str(case.size)!r}")
-    if signed.content_type != (case.content_type or ""):
-        problems.append(f"Content-Type header {signed.content_type!r}, expected {case.content_type!r}")
     return problems
 
 

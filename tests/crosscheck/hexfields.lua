@@ -32,4 +32,4 @@ local function write(ok, ...)
 	io.write("\n")
 end
 
-return { hex = hex, unhex = unhex, decode = decode, write = write }
+return { decode = decode, write = write }

@@ -7,7 +7,7 @@
 --   access_key_id secret_key session_token region endpoint bucket path_style
 --   prefix put_expires get_expires filename size content_type now id disposition
 -- One result per output line, fields hex-encoded and tab-separated:
---   OK put_url get_url key content_length content_type
+--   OK put_url get_url key
 --   ERR message
 -- A case that fails (nil + message, or a raised error) does not stop the batch.
 
@@ -26,8 +26,7 @@ local function integer(s)
 	return s and math.tointeger(tonumber(s))
 end
 
--- put_url, get_url, key, content_length, content_type | nil, message
--- (the headers are those the PUT URL signs: the size, and the type when given)
+-- put_url, get_url, key | nil, message
 local function sign(c)
 	local signer, err = s3sign.new{
 		access_key_id = c.access_key_id,
@@ -42,14 +41,13 @@ local function sign(c)
 	if not signer then
 		return nil, "new: " .. err
 	end
-	local size = integer(c.size)
-	local put_url, get_url, key = signer:slot(c.prefix and c.prefix .. "/" or "", c.filename, size, c.content_type,
+	local put_url, get_url, key = signer:slot(c.prefix and c.prefix .. "/" or "", c.filename, integer(c.size), c.content_type,
 		{ now = integer(c.now), id = c.id, get_expires = integer(c.get_expires), disposition = c.disposition })
 	signer:close()
 	if not put_url then
 		return nil, "slot: " .. get_url
 	end
-	return put_url, get_url, key, tostring(size), c.content_type or ""
+	return put_url, get_url, key
 end
 
 for line in io.lines() do

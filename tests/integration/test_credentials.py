@@ -16,7 +16,6 @@ every upload, session token included. Nothing contacts 169.254.169.254: the
 module is pointed at 127.0.0.1 the way the AWS SDKs allow. Every secret,
 token and answer handed out is kept for test_logs.py to search the logs for.
 """
-import http.client
 import http.server
 import json
 import os
@@ -31,7 +30,7 @@ import botocore.session
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 import client  # noqa: E402
 import stack  # noqa: E402
-from checks import check, refused, summary  # noqa: E402
+from checks import check, refused, summary, wait_until  # noqa: E402
 from client import SlotError, http_request  # noqa: E402
 
 DOMAIN = "main.test"
@@ -47,6 +46,11 @@ def key_id(url):
     return query["X-Amz-Credential"][0].split("/")[0]
 
 
+def short_expiration():
+    """The Expiration the test's providers give out: SHORT_LIFE seconds from now."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + SHORT_LIFE))
+
+
 class Provider(http.server.ThreadingHTTPServer):
     """Instance metadata, the container endpoint and an STS proxy, on one loopback port."""
 
@@ -60,7 +64,7 @@ class Provider(http.server.ThreadingHTTPServer):
         self.sts = botocore.session.Session().create_client(
             "sts", endpoint_url=rgw.endpoint, region_name="us-east-1",
             aws_access_key_id=rgw.env["RGW_ACCESS_KEY"], aws_secret_access_key=rgw.env["RGW_SECRET_KEY"])
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        session.serve(self)
 
     def short_lived(self, kind):
         """A set from RGW's STS (valid 15 minutes there), said to expire in SHORT_LIFE seconds."""
@@ -69,22 +73,13 @@ class Provider(http.server.ThreadingHTTPServer):
             self.session.secret(value)
         with self.lock:
             self.handed_out[kind] += 1
-        expiration = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + SHORT_LIFE))
         return {"Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": c["AccessKeyId"],
-                "SecretAccessKey": c["SecretAccessKey"], "Token": c["SessionToken"], "Expiration": expiration}
+                "SecretAccessKey": c["SecretAccessKey"], "Token": c["SessionToken"], "Expiration": short_expiration()}
 
 
-class ProviderHandler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
+class ProviderHandler(stack.QuietHandler):
     def answer(self, status, body, content_type="text/plain"):
-        body = body.encode() if isinstance(body, str) else body
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.reply(status, body, content_type)
 
     def do_PUT(self):   # IMDSv2: a session token, only to a PUT that says how long it should live
         if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
@@ -113,37 +108,22 @@ class ProviderHandler(http.server.BaseHTTPRequestHandler):
             return
         if self.server.mode == "refuse":
             return self.answer(403, "<ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>")
-        rgw = urllib.parse.urlsplit(self.server.rgw.endpoint)
-        conn = http.client.HTTPConnection(rgw.hostname, rgw.port, timeout=10)
-        conn.request("POST", self.path, body=body, headers=dict(self.headers))   # Host as signed
-        response = conn.getresponse()
-        text = response.read().decode()
-        conn.close()
+        status, text, _ = http_request("POST", self.server.rgw.endpoint + self.path, body,
+                                       dict(self.headers))   # Host as signed
+        text = text.decode()
         for secret in re.findall(r"<(?:SecretAccessKey|SessionToken)>([^<]+)<", text):
             self.server.session.secret(secret)
         with self.server.lock:
             self.server.handed_out["proxy"] += 1
-        expiration = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + SHORT_LIFE))
-        self.answer(response.status, re.sub(r"<Expiration>[^<]*</Expiration>",
-                                            "<Expiration>%s</Expiration>" % expiration, text), "text/xml")
+        self.answer(status, re.sub(r"<Expiration>[^<]*</Expiration>",
+                                   "<Expiration>%s</Expiration>" % short_expiration(), text), "text/xml")
 
 
 def slot_and_upload(alice, service, name="f.txt", body=b"rotating credentials"):
-    """(status of the PUT, key id of the slot); raises SlotError."""
+    """(status of the PUT, key id of the slot, PUT URL, GET URL); raises SlotError."""
     put, get, _ = alice.request_slot(service, name, len(body), "text/plain")
     status, _, _ = http_request("PUT", put, body, {"Content-Type": "text/plain"})
     return status, key_id(put), put, get
-
-
-def wait_until(what, condition, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    check(what, False, "not within %d s" % timeout)
-    return None
 
 
 def test_sts(alice, rgw):
@@ -197,7 +177,7 @@ def test_reload(alice, p, rgw, session, old_key):
     p.write_config()
     code, output = p.prosodyctl("reload")
     check("reload: prosodyctl reload", code == 0, output)
-    kid = wait_until("reload: the new key is used", lambda: slot_and_upload(alice, service)[1] == new and new, 15)
+    wait_until("reload: the new key is used", lambda: slot_and_upload(alice, service)[1] == new and new, 15)
     rgw.remove_key(old_key)
     status, kid, _, _ = slot_and_upload(alice, service)
     check("reload: uploads with the new key, the old one deleted", status == 200 and kid == new, (status, kid))
@@ -278,7 +258,6 @@ def main():
         rgw = session.rgw(sts=True)
         role = rgw.create_role("uploader")
         provider = Provider(session, rgw, role)
-        session.on_exit(provider.shutdown)
         for value in (IMDS_TOKEN, CONTAINER_TOKEN):
             session.secret(value)
         # keys of their own for the components whose keys are replaced and deleted
@@ -297,12 +276,11 @@ def main():
         base = {"access_id": None, "secret_key": None}
         components = {
             "sts." + DOMAIN: options(role_arn=role, role_duration=900, presign_get=True),
-            "files." + DOMAIN: {k: v for k, v in options(access_id_file=files["id"], secret_key_file=files["secret"],
-                                                         **base).items() if v is not None},
+            "files." + DOMAIN: options(access_id_file=files["id"], secret_key_file=files["secret"], **base),
             "reload." + DOMAIN: options(access_id=reload_key, secret_key=reload_secret),
             "proxy." + DOMAIN: options(role_arn=role, sts_endpoint="http://127.0.0.1:%d" % provider.port),
-            "instance." + DOMAIN: {k: v for k, v in options(credentials="instance", **base).items() if v is not None},
-            "container." + DOMAIN: {k: v for k, v in options(credentials="container", **base).items() if v is not None},
+            "instance." + DOMAIN: options(credentials="instance", **base),
+            "container." + DOMAIN: options(credentials="container", **base),
         }
         env = {"AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:%d" % provider.port,
                "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:%d/v2/credentials/prosody" % provider.port,

@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
@@ -26,6 +25,7 @@ from client import http_request  # noqa: E402
 
 PASSWORD = "packaged"
 LUAROCKS = os.environ.get("LUAROCKS", "luarocks-5.4")
+LUAROCKS_ADMIN = os.environ.get("LUAROCKS_ADMIN", "luarocks-admin-5.4")
 def run(argv, cwd):
     r = subprocess.run(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
     if r.returncode != 0:
@@ -66,29 +66,24 @@ def serves_slots(session, label, plugin_dir, cpath):
     p.stop()
 
 
-def serve(directory):
-    """An HTTP server on loopback for the files of directory: a rocks server. Its URL."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=directory)
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, "http://127.0.0.1:%d/" % server.server_address[1]
+class FilesHandler(http.server.SimpleHTTPRequestHandler, stack.QuietHandler):
+    """The files of a directory, quietly: a rocks server."""
 
 
 def prosodyctl_install(session, workdir):
     """prosodyctl install from a rocks server, Prosody with nothing else to find the module by,
     a slot uploaded to RGW, then prosodyctl remove."""
     src = fresh_sources(workdir, "installer-src")
-    run(["make", "rock"], src)
+    run(["make", "rock", "LUAROCKS=" + LUAROCKS], src)
     rocks = os.path.join(workdir, "rocks-server")
     os.makedirs(rocks)
     built = os.path.join(src, "build", "rock")
     for name in os.listdir(built):
         if name.endswith(".src.rock"):
             shutil.copy(os.path.join(built, name), rocks)
-    run(["luarocks-admin", "make-manifest", "--lua-version", "5.4", rocks], workdir)
-    server, url = serve(rocks)
-    session.on_exit(server.shutdown)
+    run([LUAROCKS_ADMIN, "make-manifest", rocks], workdir)
+    server = session.http_server(functools.partial(FilesHandler, directory=rocks))
+    url = "http://127.0.0.1:%d/" % server.server_port
 
     rgw = session.rgw()
     rgw.s3.allow_public_get("http_uploads")
@@ -122,7 +117,7 @@ def prosodyctl_install(session, workdir):
 
 
 def main():
-    requires("LuaRocks (%s)" % LUAROCKS, program(LUAROCKS), debian_package("luarocks"))
+    requires("LuaRocks (%s)" % LUAROCKS, program(LUAROCKS) and program(LUAROCKS_ADMIN), debian_package("luarocks"))
     started = time.monotonic()
     with stack.Session() as session:
         session.on_exit(client.shutdown)

@@ -8,10 +8,8 @@ Each VirtualHost of one config is a scenario; check goes through all of them
 and must name the layer that fails for each. (DNS failures are not provoked:
 that would send queries off the machine.)
 """
-import http.server
 import os
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
@@ -22,12 +20,15 @@ from checks import check, summary  # noqa: E402
 STUB_TOKEN = "IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN"
 
 
-class StubS3(http.server.BaseHTTPRequestHandler):
+class StubS3(stack.QuietHandler):
     """Answers like an S3 whose clock is years away, or, for the bucket "sig",
     like AWS refusing a signature and showing the canonical request it computed."""
 
     def date_time_string(self, timestamp=None):
-        return super().date_time_string(timestamp) if self.path.startswith("/sig/") else "Mon, 01 Jan 2001 00:00:00 GMT"
+        # no path: a request it could not parse (the TLS case's handshake), answered with the true date
+        if getattr(self, "path", "/sig/").startswith("/sig/"):
+            return super().date_time_string(timestamp)
+        return "Mon, 01 Jan 2001 00:00:00 GMT"
 
     def answer(self):
         if self.path.startswith("/sig/"):
@@ -36,44 +37,31 @@ class StubS3(http.server.BaseHTTPRequestHandler):
                     + b"</CanonicalRequest></Error>")
         else:
             body = b"<Error><Code>RequestTimeTooSkewed</Code><Message>skewed</Message></Error>"
-        self.send_response(403)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.reply(403, body)
 
     do_GET = do_PUT = do_DELETE = answer
 
-    def log_message(self, *args):
-        pass
 
-
-class StubBucketSettings(http.server.BaseHTTPRequestHandler):
+class StubBucketSettings(stack.QuietHandler):
     """A storage service whose key may not touch the bucket policy, that has no CORS API,
     and that takes lifecycle rules: what setup must report layer by layer."""
 
-    def reply(self, status, code=None):
-        body = ("<Error><Code>%s</Code></Error>" % code).encode() if code else b""
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    def error(self, status, code=None):
+        self.reply(status, "<Error><Code>%s</Code></Error>" % code if code else b"")
 
     def answer(self):
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)
         query = self.path.partition("?")[2]
         if query.startswith("policy"):
-            return self.reply(403, "AccessDenied")
+            return self.error(403, "AccessDenied")
         if query.startswith("cors"):
-            return self.reply(501, "NotImplemented")
+            return self.error(501, "NotImplemented")
         if query.startswith("lifecycle"):
-            return self.reply(404, "NoSuchLifecycleConfiguration") if self.command == "GET" else self.reply(200)
-        self.reply(404, "NoSuchKey")
+            return self.error(404, "NoSuchLifecycleConfiguration") if self.command == "GET" else self.error(200)
+        self.error(404, "NoSuchKey")
 
     do_GET = do_PUT = do_DELETE = answer
-
-    def log_message(self, *args):
-        pass
 
 
 def host_lines(output, host):
@@ -93,9 +81,7 @@ def main():
         rgw = session.rgw()
         rgw.s3.allow_public_get("http_uploads")
         rgw.s3.create_bucket("private-uploads")
-        stub = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StubS3)
-        threading.Thread(target=stub.serve_forever, daemon=True).start()
-        session.on_exit(stub.shutdown)
+        stub = session.http_server(StubS3)
         stub_url = "http://127.0.0.1:%d" % stub.server_port
         secret = rgw.env["RGW_SECRET_KEY"]
         options = rgw.module_options
@@ -152,9 +138,7 @@ def main():
             put_status = client.http_request("PUT", lines["PUT"], b"hello world", {"Content-Type": "application/pdf"})[0]
             check("the printed PUT URL works", put_status == 200, put_status)
             check("the printed GET URL works", client.http_request("GET", lines["GET"])[1] == b"hello world")
-        settings = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StubBucketSettings)
-        threading.Thread(target=settings.serve_forever, daemon=True).start()
-        session.on_exit(settings.shutdown)
+        settings = session.http_server(StubBucketSettings)
         partial = session.prosody({"partial.test": options(endpoint="http://127.0.0.1:%d" % settings.server_port)},
                                   start=False)
         status, out = partial.prosodyctl("mod_http_upload_s3", "setup")

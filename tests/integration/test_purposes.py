@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import client  # noqa: E402
 import stack  # noqa: E402
 from checks import check, refused, summary  # noqa: E402
-from client import NS, NS_LEGACY, SlotError, http_request  # noqa: E402
+from client import NS, NS_LEGACY, http_request  # noqa: E402
 
 NS_PURPOSE = "urn:xmpp:http:upload:purpose:0"
 HOST, PLAIN = "example.test", "plain.test"
@@ -45,18 +45,18 @@ def object_key(url):
 
 
 def exists(s3, key):
-    try:
-        s3.client.head_object(Bucket=s3.bucket, Key=key)
-        return True
-    except s3.client.exceptions.ClientError:
-        return False
+    """Whether the object is there; any answer but "no such key" is raised."""
+    return s3.head(key) is not None
 
 
 def lifecycle_rules(s3):
+    """The bucket's lifecycle rules, or None when it has none; other errors are raised."""
     try:
         return s3.client.get_bucket_lifecycle_configuration(Bucket=s3.bucket)["Rules"]
-    except s3.client.exceptions.ClientError:
-        return None
+    except s3.client.exceptions.ClientError as e:
+        if e.response["Error"]["Code"] == "NoSuchLifecycleConfiguration":
+            return None
+        raise
 
 
 def upload(alice, filename, body, children=(), ns=NS):
@@ -83,7 +83,7 @@ def test_refusals(alice):
     ):
         e = refused(label, *want, lambda c=children: alice.request_slot(PLAIN, "a.txt", 1, children=c))
         check(label + " says which", e is not None and "is not offered" in (e.text or ""), e)
-    e = refused("a purpose in the legacy namespace, not offered", "cancel", "feature-not-implemented",
+    refused("a purpose in the legacy namespace, not offered", "cancel", "feature-not-implemented",
                 lambda: alice.request_slot(PLAIN, "a.txt", 1, ns=NS_LEGACY, children=[purpose("profile")]))
     refused("two purposes", "modify", "bad-request",
             lambda: alice.request_slot(HOST, "a.txt", 1, children=[purpose("profile"), purpose("message")]))

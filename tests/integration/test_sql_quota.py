@@ -18,7 +18,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 import client  # noqa: E402
 import stack  # noqa: E402
-from checks import check, debian_package, lua_module, refused, requires, summary  # noqa: E402
+from checks import check, debian_package, lua_module, refused, requires, summary, wait_until  # noqa: E402
 
 HOST = "example.test"
 PASSWORD = "in the database"
@@ -31,22 +31,11 @@ MODULE = {
 }
 
 
-def wait_until(what, condition, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.5)
-    check(what, False, "not within %d s" % timeout)
-    return False
-
-
 def connect(p, user):
-    c = client.Client("%s@%s" % (user, HOST), PASSWORD, p.port)
-    return c
+    return client.Client("%s@%s" % (user, HOST), PASSWORD, p.port)
 
 
-def test_quota(label, session, p, stored):
+def test_quota(label, p, stored):
     """stored(user) -> the bytes of the user's quota record in the database, as text, or None
     (the store's keys are the uploaders' bare JIDs)."""
     for user in ("alice", "bob", "carol", "dave", "erin"):
@@ -55,8 +44,11 @@ def test_quota(label, session, p, stored):
     alice.request_slot(HOST, "a.txt", 600)
     refused("%s: a refusal at the limit" % label, "wait", "resource-constraint",
             lambda: alice.request_slot(HOST, "b.txt", 500))
-    bob.request_slot(HOST, "c.txt", 900)
-    check("%s: another user is unaffected" % label, True)
+    try:
+        bob.request_slot(HOST, "c.txt", 900)
+        check("%s: another user is unaffected" % label, True)
+    except client.SlotError as e:
+        check("%s: another user is unaffected" % label, False, e)
     wait_until("%s: written behind within the interval" % label, lambda: stored("alice") is not None, 15)
 
     # a slot, then the module unloads (Prosody stops) before its timer writes: the unload writes it
@@ -96,7 +88,7 @@ def test_database_stops(p, pg, stored):
             frank.request_slot(HOST, "during-%d.txt" % i, 100)
             answered += 1
         except client.SlotError as e:
-            check("outage: a refusal is not lost", e.condition is not None, e)
+            print("   outage: slot %d refused: %s" % (i, e))
         time.sleep(2)
     check("outage: slots are still granted", answered == 6, answered)
     log = p.log_text()
@@ -128,7 +120,7 @@ def main():
             except sqlite3.Error:
                 return None
             return row and str(row[0])
-        test_quota("sqlite", session, p, sqlite_stored)
+        test_quota("sqlite", p, sqlite_stored)
         p.stop()
 
         pg = session.postgresql()
@@ -138,7 +130,7 @@ def main():
             out = pg.psql('SELECT value FROM prosody WHERE store = \'upload_quota\' AND "user" = \'%s@%s\''
                           ' AND key = \'bytes\'' % (user, HOST), database="prosody").strip()
             return out or None
-        test_quota("postgresql", session, p, pg_stored)
+        test_quota("postgresql", p, pg_stored)
         test_database_stops(p, pg, pg_stored)
         print("sql quota: %.1fs on Prosody %s" % (time.monotonic() - started, p.version()))
     return summary()
