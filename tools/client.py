@@ -144,6 +144,11 @@ class Client:
         self.run(self.xmpp["xep_0199"].ping(jid=jid, timeout=TIMEOUT))
 
 
+def object_key(url):
+    """The S3 object key of a path-style URL on the test gateway."""
+    return urllib.parse.unquote(urllib.parse.urlsplit(url).path).split("/", 2)[2]
+
+
 def http_request(method, url, body=None, headers=None):
     """(status, body bytes, response headers) for one request, as a client uploads:
     Content-Length always, other headers as given."""

@@ -9,7 +9,8 @@ set -eu
 # "event" network backend, and Prosody uses epoll); lua-readline is not (line editing in an
 # interactive prosodyctl shell, which no test opens). Of its Suggests, the SQL drivers for
 # SQLite and PostgreSQL are needed (the quota on SQL storage), with a PostgreSQL server.
-PACKAGES="gcc make pkg-config lua5.4 liblua5.4-dev libssl-dev uuid-dev
+# publicsuffix: the list by which check tells whether downloads share the chat's site.
+PACKAGES="gcc make pkg-config publicsuffix lua5.4 liblua5.4-dev libssl-dev uuid-dev
 lua-busted lua-check valgrind clang libclang-rt-14-dev python3 python3-botocore python3-slixmpp
 prosody lua-unbound luarocks git
 lua-dbi-sqlite3 lua-dbi-postgresql postgresql

@@ -1,18 +1,23 @@
--- The bucket's settings this module owns: the public-read policy, the CORS
--- rule web clients need, and one lifecycle rule per purpose that expires.
+-- The bucket's settings this module owns: the public-read policy, the deny
+-- statements that keep an upload URL to one plain upload, the CORS rule web
+-- clients need, and one lifecycle rule per purpose that expires.
 -- Pure functions of a checked configuration (config.lib.lua) and of what the
 -- bucket has now, so that setup, check and the tests share one source.
 --
---   bucket.wanted(cfg, host) -> { policy = {statement...}, cors = {rule...}, lifecycle = {rule...} }
---   bucket.merge_policy(cfg, host, current_json|nil)   -> document|nil, changes, warnings
---   bucket.merge_cors(cfg, host, current_xml|nil)      -> body|nil, changes, warnings
---   bucket.merge_lifecycle(cfg, host, current_xml|nil) -> body|nil, changes, warnings
---   (nil with changes: the document should be deleted; no changes: leave it as it is)
+--   bucket.wanted(cfg, host) -> { policy = {statement...}, cors = {rule...}, lifecycle = {rule...},
+--                                 problem = why policy and lifecycle cannot be written | nil }
+--   bucket.merge_policy(cfg, host, current_json|nil)   -> text|nil, changes, warnings, problem
+--   bucket.merge_cors(cfg, host, current_xml|nil)      -> body|nil, changes, warnings, problem
+--   bucket.merge_lifecycle(cfg, host, current_xml|nil) -> body|nil, changes, warnings, problem
+--   (nil with changes: the document should be deleted; no changes: leave it as it is;
+--    a problem: the document cannot be merged and is left alone)
+--   bucket.shared(hosts) -> { [host] = { problems = {...}, warnings = {...} } }  for { {host=, cfg=}... }
 --   bucket.as_json(cfg, host) -> the aws-cli JSON forms, for showing and for the docs
 --
 -- What a host's setup owns is marked with MARK and the host's name, in the
--- statement's Sid and the rules' IDs, so that hosts sharing a bucket (in
--- folders of their own) each keep theirs; it never touches the others.
+-- statements' Sids and the rules' IDs, so that hosts sharing a bucket (in
+-- folders of their own) each keep theirs; it never touches the others. Other
+-- parties' statements are written back as the text they came as.
 
 local json = require "util.json";
 local st = require "util.stanza";
@@ -24,9 +29,44 @@ local CORS_METHODS = { "PUT", "GET", "HEAD" };
 local CORS_HEADERS = { "Content-Type" };   -- browsers set Content-Length themselves; the rest is in the URL
 local CORS_MAX_AGE = 3600;
 
--- The marks of one host: a Sid may hold letters and digits only, a rule ID anything.
+-- Request headers an upload URL must not be used with. Services that honour
+-- x-amz-* headers left out of a presigned URL's signature (Ceph RGW does; AWS
+-- refuses them) would otherwise let its holder copy any object the module's
+-- credentials can read into the slot (x-amz-copy-source) or publish the file
+-- (x-amz-acl, x-amz-grant-*). One condition key per statement: the keys of one
+-- condition must all match for it to apply. The ACL is named, not matched by
+-- "*": RGW gives s3:x-amz-acl the value "private" when a request has none.
+local function any(key) return { StringLike = { [key] = "*" } }; end
+local DENIED_HEADERS = {
+	{ "CopySource", any "s3:x-amz-copy-source" },
+	{ "Acl", { StringEquals = { ["s3:x-amz-acl"] = { "public-read", "public-read-write", "authenticated-read",
+		"aws-exec-read", "log-delivery-write" } } } },
+	{ "GrantRead", any "s3:x-amz-grant-read" },
+	{ "GrantWrite", any "s3:x-amz-grant-write" },
+	{ "GrantReadAcp", any "s3:x-amz-grant-read-acp" },
+	{ "GrantWriteAcp", any "s3:x-amz-grant-write-acp" },
+	{ "GrantFullControl", any "s3:x-amz-grant-full-control" },
+};
+
+-- A host in a Sid, which may hold letters and digits only: lowercase letters and
+-- digits as they are, every other byte as X and two hex digits (so X itself too).
+-- Different hosts give different Sids: chat-example.test is chatX2DexampleX2Etest.
+local function sid_host(host)
+	return (host:gsub("[^%l%d]", function (c) return ("X%02X"):format(c:byte()); end));
+end
+
+-- The marks of one host: a Sid for each statement, a rule ID prefix.
 local function marks(host)
-	return { sid = MARK .. "PublicRead" .. host:gsub("%W", ""), id = MARK .. " " .. host };
+	local h = sid_host(host);
+	local m = { public = MARK .. "PublicRead" .. h, id = MARK .. " " .. host, deny = {}, sids = {} };
+	m.sids[m.public] = true;
+	for i, denied in ipairs(DENIED_HEADERS) do
+		m.deny[i] = MARK .. "Deny" .. denied[1] .. h;
+		m.sids[m.deny[i]] = true;
+	end
+	-- before 0.2 the public statement's Sid dropped what is not a letter or digit, which two hosts may share
+	m.legacy = MARK .. "PublicRead" .. host:gsub("%W", "");
+	return m;
 end
 
 local function owned(id, mark)
@@ -41,8 +81,15 @@ end
 -- What the configuration asks of the bucket, as plain tables.
 local function wanted(cfg, host)
 	local mark = marks(host);
-	local public, lifecycle = {}, {};
+	local public, folders, lifecycle = {}, {}, {};
+	local problem;
 	for _, purpose in ipairs(cfg.purpose_list) do
+		if purpose.key_prefix == "" then
+			problem = "http_upload_s3_path is empty, so the module's files are the whole bucket: a policy statement "
+				.. "or lifecycle rule for them would reach every other object in it; set http_upload_s3_path to a "
+				.. "folder of the module's own";
+		end
+		table.insert(folders, resource(cfg, purpose.key_prefix));
 		if not purpose.presign_get and not cfg.get_url then
 			table.insert(public, resource(cfg, purpose.key_prefix));
 		end
@@ -54,15 +101,22 @@ local function wanted(cfg, host)
 	local policy = {};
 	if #public > 0 then
 		-- s3:GetObject only: never s3:ListBucket, the random keys are what keeps uploads private
-		policy[1] = { Sid = mark.sid, Effect = "Allow", Principal = "*", Action = "s3:GetObject",
-			Resource = public };
+		table.insert(policy, { Sid = mark.public, Effect = "Allow", Principal = "*", Action = "s3:GetObject",
+			Resource = public });
+	end
+	for i, denied in ipairs(DENIED_HEADERS) do
+		table.insert(policy, { Sid = mark.deny[i], Effect = "Deny", Principal = "*", Action = "s3:PutObject",
+			Resource = folders, Condition = denied[2] });
 	end
 	local cors = {};
 	if cfg.cors_origins then
 		cors[1] = { ID = mark.id, AllowedOrigins = cfg.cors_origins, AllowedMethods = CORS_METHODS,
 			AllowedHeaders = CORS_HEADERS, ExposeHeaders = { "ETag" }, MaxAgeSeconds = CORS_MAX_AGE };
 	end
-	return { policy = policy, cors = cors, lifecycle = lifecycle };
+	if problem then
+		policy, lifecycle = {}, {};
+	end
+	return { policy = policy, cors = cors, lifecycle = lifecycle, problem = problem };
 end
 
 -- Deep equality of decoded JSON or of the tables above.
@@ -85,6 +139,69 @@ end
 
 ---- policy (JSON) ---------------------------------------------------------------
 
+-- Where the JSON value starting at or after i ends, in text that json.decode
+-- accepted: so that other parties' statements go back as the text they came
+-- as (util.json would turn 12345678901234567890 into 1.2345678901235e+19).
+local function value_end(text, i)
+	i = text:find("%S", i);
+	local c = i and text:sub(i, i);
+	if c == '"' then
+		local j = i + 1;
+		while true do
+			local k = text:find('["\\]', j);
+			if not k then return nil; end
+			if text:sub(k, k) == '"' then return k; end
+			j = k + 2;
+		end
+	elseif c == "{" or c == "[" then
+		local depth, j = 0, i;
+		while true do
+			local k = text:find('[][{}"]', j);
+			if not k then return nil; end
+			local ch = text:sub(k, k);
+			if ch == '"' then
+				k = value_end(text, k);
+				if not k then return nil; end
+			elseif ch == "{" or ch == "[" then
+				depth = depth + 1;
+			else
+				depth = depth - 1;
+				if depth == 0 then return k; end
+			end
+			j = k + 1;
+		end
+	elseif c then
+		return (text:find("[%s,%]}]", i) or #text + 1) - 1;   -- a number, true, false or null
+	end
+end
+
+-- The items of a JSON array or the members of an object, as { key = decoded key | nil, text = raw value }.
+local function json_items(text)
+	local open = text:find("%S");
+	local is_object = text:sub(open, open) == "{";
+	local items, i = {}, open + 1;
+	while true do
+		i = text:find("%S", i);
+		if not i or text:sub(i, i) == "]" or text:sub(i, i) == "}" then
+			return items;
+		end
+		local item = {};
+		if is_object then
+			local key_end = value_end(text, i);
+			if not key_end then return nil; end
+			item.key = json.decode(text:sub(i, key_end));
+			i = text:find(":", key_end + 1, true);
+			if not i then return nil; end
+			i = i + 1;
+		end
+		local stop = value_end(text, i);
+		if not stop then return nil; end
+		item.text = text:sub(text:find("%S", i), stop);
+		table.insert(items, item);
+		i = (text:find("%S", stop + 1) or #text) + 1;   -- past the comma
+	end
+end
+
 -- Whether a statement lets anyone read objects under prefix (or list the bucket).
 local function is_public_read(statement, cfg, prefix)
 	local principal = statement.Principal;
@@ -97,7 +214,7 @@ local function is_public_read(statement, cfg, prefix)
 		reads = reads or action == "*" or action == "s3:*" or action == "s3:GetObject" or action == "s3:Get*";
 	end
 	for _, r in ipairs(list(statement.Resource)) do
-		local covered = r:match("^arn:aws:s3:::" .. cfg.bucket:gsub("%p", "%%%0") .. "/(.*)%*$");
+		local covered = type(r) == "string" and r:match("^arn:aws:s3:::" .. cfg.bucket:gsub("%p", "%%%0") .. "/(.*)%*$");
 		if reads and covered and prefix:sub(1, #covered) == covered then
 			return true;
 		end
@@ -105,47 +222,115 @@ local function is_public_read(statement, cfg, prefix)
 	return false;
 end
 
-local function merge_policy(cfg, host, current)
-	local document = current and json.decode(current) or { Version = "2012-10-17", Statement = {} };
-	if type(document) ~= "table" or type(document.Statement) ~= "table" then
-		return nil, {}, { "the bucket's policy is not a JSON policy document; left as it is" };
+-- Whether a statement with the Sid the public statement had before 0.2 is this host's: it grants
+-- no more than this host's folders (the same Sid may be another host's, whose name differs in a '.').
+local function is_legacy_own(statement, cfg, mark)
+	if statement.Sid ~= mark.legacy or statement.Effect ~= "Allow" then
+		return false;
 	end
-	local want, sid = wanted(cfg, host).policy, marks(host).sid;
+	local folders = {};
+	for _, purpose in ipairs(cfg.purpose_list) do folders[resource(cfg, purpose.key_prefix)] = true; end
+	for _, r in ipairs(list(statement.Resource)) do
+		if not folders[r] then return false; end
+	end
+	return true;
+end
+
+local UNREADABLE_POLICY = "the bucket's policy is not a JSON policy document the module can read: left as it is; "
+	.. "fix or remove it by hand";
+
+local function merge_policy(cfg, host, current)
+	local w = wanted(cfg, host);
+	if w.problem then
+		return nil, {}, {}, w.problem;
+	end
+	local document, members = { Statement = {} }, {};
+	if current then
+		document = json.decode(current);
+		members = type(document) == "table" and json_items(current);
+	end
+	if type(document) ~= "table" or not members or type(document.Statement) ~= "table" then
+		return nil, {}, {}, UNREADABLE_POLICY;
+	end
+	local statements = {};   -- { text =, decoded = } of every statement there, in order
+	for _, member in ipairs(members) do
+		if member.key == "Statement" then
+			local items = member.text:sub(1, 1) == "[" and json_items(member.text) or { { text = member.text } };
+			if not items then
+				return nil, {}, {}, UNREADABLE_POLICY;
+			end
+			for _, item in ipairs(items) do
+				local decoded = json.decode(item.text);
+				if type(decoded) ~= "table" then
+					return nil, {}, {}, UNREADABLE_POLICY;
+				end
+				table.insert(statements, { text = item.text, decoded = decoded });
+			end
+		end
+	end
+
+	local mark = marks(host);
 	local kept, mine, changes, warnings = {}, {}, {}, {};
-	for _, statement in ipairs(document.Statement) do
-		if statement.Sid == sid then
-			mine[statement.Sid] = statement;
+	for _, statement in ipairs(statements) do
+		local sid = statement.decoded.Sid;
+		if mark.sids[sid] or is_legacy_own(statement.decoded, cfg, mark) then
+			mine[sid] = statement.decoded;
 		else
 			table.insert(kept, statement);
 		end
 	end
-	for _, statement in ipairs(want) do
+	for _, statement in ipairs(w.policy) do
+		local what = statement.Effect == "Allow"
+			and "public s3:GetObject on " .. table.concat(statement.Resource, ", ")
+			or ("deny uploads with %s to %s"):format(next(select(2, next(statement.Condition))):sub(4),
+				table.concat(statement.Resource, ", "));
 		if not mine[statement.Sid] then
-			table.insert(changes, ("policy: add %s, public s3:GetObject on %s"):format(statement.Sid,
-				table.concat(statement.Resource, ", ")));
+			table.insert(changes, ("policy: add %s, %s"):format(statement.Sid, what));
 		elseif not same(mine[statement.Sid], statement) then
-			table.insert(changes, ("policy: change %s to public s3:GetObject on %s"):format(statement.Sid,
-				table.concat(statement.Resource, ", ")));
+			table.insert(changes, ("policy: change %s to %s"):format(statement.Sid, what));
 		end
 		mine[statement.Sid] = nil;
-		table.insert(kept, statement);
+		table.insert(kept, { text = json.encode_ordered(statement), decoded = statement });
 	end
-	for old in pairs(mine) do
-		table.insert(changes, ("policy: remove %s (no purpose is public any more)"):format(old));
+	local gone = {};
+	for sid in pairs(mine) do table.insert(gone, sid); end
+	table.sort(gone);
+	for _, sid in ipairs(gone) do
+		table.insert(changes, ("policy: remove %s (the configuration no longer has it)"):format(sid));
 	end
 	local ephemeral = cfg.purposes.ephemeral;
 	for _, statement in ipairs(ephemeral and kept or {}) do
-		if is_public_read(statement, cfg, ephemeral.key_prefix) then
+		if is_public_read(statement.decoded, cfg, ephemeral.key_prefix) then
 			table.insert(warnings, ("policy: statement %s makes the ephemeral folder %s public, so its files "
-				.. "outlive expire-before: remove it by hand"):format(statement.Sid or "(without Sid)", ephemeral.key_prefix));
+				.. "outlive expire-before: remove it by hand"):format(statement.decoded.Sid or "(without Sid)",
+				ephemeral.key_prefix));
 		end
 	end
 	if #changes == 0 then
 		return nil, changes, warnings;
+	elseif #kept == 0 then
+		return nil, changes, warnings;   -- nothing left: delete the policy
 	end
-	document.Statement = kept;
-	document.Version = document.Version or "2012-10-17";
-	return #kept > 0 and document or nil, changes, warnings;
+	-- the document's other members as they were, in their order; Version first when it had none
+	local texts, parts = {}, {};
+	for i, statement in ipairs(kept) do texts[i] = statement.text; end
+	local statement_text = "[" .. table.concat(texts, ",") .. "]";
+	if document.Version == nil then
+		table.insert(parts, '"Version":"2012-10-17"');
+	end
+	local placed = false;
+	for _, member in ipairs(members) do
+		if member.key == "Statement" then
+			if not placed then table.insert(parts, '"Statement":' .. statement_text); end
+			placed = true;
+		else
+			table.insert(parts, json.encode(member.key) .. ":" .. member.text);
+		end
+	end
+	if not placed then
+		table.insert(parts, '"Statement":' .. statement_text);
+	end
+	return "{" .. table.concat(parts, ",") .. "}", changes, warnings;
 end
 
 ---- CORS and lifecycle (XML) ---------------------------------------------------------
@@ -201,7 +386,8 @@ local function merge_xml(kind, current, mark, want)
 	if current then
 		local ok, doc = pcall(xml.parse, current);
 		if not ok or not doc then
-			return nil, {}, { "the bucket's configuration is not XML; left as it is" };
+			return nil, {}, {}, ("the bucket's %s configuration is not XML the module can read: left as it is; "
+				.. "fix or remove it by hand"):format(kind.name);
 		end
 		for el in doc:childtags(kind.rule) do
 			local rule = kind.from_xml(el);
@@ -275,7 +461,62 @@ local function merge_cors(cfg, host, current)
 end
 
 local function merge_lifecycle(cfg, host, current)
-	return merge_xml(LIFECYCLE, current, marks(host).id, wanted(cfg, host).lifecycle);
+	local w = wanted(cfg, host);
+	if w.problem then
+		return nil, {}, {}, w.problem;
+	end
+	return merge_xml(LIFECYCLE, current, marks(host).id, w.lifecycle);
+end
+
+---- hosts sharing a bucket ---------------------------------------------------------
+
+-- Which bucket a configuration writes to: hosts with the same one share its policy, CORS and lifecycle.
+local function bucket_of(cfg)
+	return (cfg.endpoint or ("aws " .. cfg.region)) .. " " .. cfg.bucket;
+end
+
+local function overlap(a, b)
+	return a:sub(1, #b) == b or b:sub(1, #a) == a;
+end
+
+-- What one host's settings would do to another's in the same bucket: folders
+-- that contain one another (a statement or rule of one reaches the other's
+-- files: a problem for both), and CORS rules that differ (the bucket has one set).
+local function shared(hosts)
+	local report = {};
+	for _, h in ipairs(hosts) do report[h.host] = { problems = {}, warnings = {} }; end
+	local function add(h, kind, format, ...)
+		table.insert(report[h.host][kind], format:format(...));
+	end
+	for i, a in ipairs(hosts) do
+		for j = i + 1, #hosts do
+			local b = hosts[j];
+			if bucket_of(a.cfg) == bucket_of(b.cfg) then
+				for _, p in ipairs(a.cfg.purpose_list) do
+					for _, q in ipairs(b.cfg.purpose_list) do
+						if overlap(p.key_prefix, q.key_prefix) then
+							local why = "contain one another in the same bucket: a policy statement or lifecycle rule "
+								.. "of one would reach the other's files; give each host a folder of its own";
+							local text = "this host's %s folder %q and %s's %s folder %q %s";
+							add(a, "problems", text, p.name, p.key_prefix, b.host, q.name, q.key_prefix, why);
+							add(b, "problems", text, q.name, q.key_prefix, a.host, p.name, p.key_prefix, why);
+						end
+					end
+				end
+				if not same(a.cfg.cors_origins, b.cfg.cors_origins) then
+					local function origins(cfg)
+						return cfg.cors_origins and table.concat(cfg.cors_origins, " ") or "none (left alone)";
+					end
+					local why = "a bucket has one set of CORS rules, and a browser is let in by any rule that "
+						.. "matches, whichever host's files it asks for";
+					local text = "CORS: %s wants origins %s, this host %s: %s";
+					add(a, "warnings", text, b.host, origins(b.cfg), origins(a.cfg), why);
+					add(b, "warnings", text, a.host, origins(a.cfg), origins(b.cfg), why);
+				end
+			end
+		end
+	end
+	return report;
 end
 
 ---- showing ------------------------------------------------------------------------
@@ -301,6 +542,7 @@ return {
 	merge_policy = merge_policy;
 	merge_cors = merge_cors;
 	merge_lifecycle = merge_lifecycle;
+	shared = shared;
 	as_json = as_json;
 	same = same;
 };

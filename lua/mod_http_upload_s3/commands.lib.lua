@@ -17,17 +17,18 @@ local ltn12 = require "ltn12";
 local s3sign = require "s3sign";
 local hashes = require "util.hashes";
 local base64 = require "util.encodings".base64;
-local json = require "util.json";
 
 local datetime = require "util.datetime";
 
 local config = module:require "config";
 local bucket = module:require "bucket";
+local publicsuffix = module:require "publicsuffix";
 local credentials = module:require "credentials";
 
 local PROBE_NAME = "http_upload_s3-check.txt";
 local PROBE_BODY = "mod_http_upload_s3 check: this object may be deleted\n";
 local TIMEOUT = 10;
+local PUBLIC_SUFFIX_LIST = "/usr/share/publicsuffix/public_suffix_list.dat";   -- Debian's publicsuffix
 
 -- Hosts whose config loads the module, as a VirtualHost module or a Component.
 local function module_hosts()
@@ -51,7 +52,17 @@ end
 local function host_config(host)
 	return config.load(function (name)
 		return configmanager.get(host, "http_upload_s3_" .. name);
-	end);
+	end, nil, config.options_set(configmanager.getconfig(), host));
+end
+
+-- Every host's configuration that loads, for what hosts sharing a bucket do to one another.
+local function shared_report()
+	local hosts = {};
+	for _, host in ipairs(module_hosts()) do
+		local cfg = host_config(host);
+		if cfg then table.insert(hosts, { host = host, cfg = cfg }); end
+	end
+	return bucket.shared(hosts);
 end
 
 ---- HTTP with the answers S3 gives ------------------------------------------
@@ -165,6 +176,11 @@ local function diagnose(what, response, err, ctx)
 	return table.concat(lines, "\n  ");
 end
 
+-- An object key as a URL path: each segment percent-encoded, the slashes kept.
+local function key_path(key)
+	return (key:gsub("[^/]+", s3sign.uri_encode));
+end
+
 -- The slot options for the GET URL the module would hand out: presigned or public.
 local function get_options(cfg, options)
 	options.get_expires = cfg.presign_get and cfg.get_expires or nil;
@@ -210,13 +226,15 @@ end
 ---- the bucket's settings ------------------------------------------------------
 
 -- Per document: its subresource, what S3 answers when there is none, how the
--- module merges it, and the permissions an IAM policy must grant for setup.
+-- module merges it, and the permissions an IAM policy must grant for setup;
+-- scoped: its statements or rules reach files, so hosts whose folders contain
+-- one another must not write it.
 local DOCUMENTS = {
-	{ name = "policy", none = "NoSuchBucketPolicy", merge = bucket.merge_policy,
+	{ name = "policy", none = "NoSuchBucketPolicy", merge = bucket.merge_policy, scoped = true,
 		permissions = "s3:GetBucketPolicy, s3:PutBucketPolicy, s3:DeleteBucketPolicy" },
 	{ name = "cors", none = "NoSuchCORSConfiguration", merge = bucket.merge_cors,
 		permissions = "s3:GetBucketCORS, s3:PutBucketCORS" },
-	{ name = "lifecycle", none = "NoSuchLifecycleConfiguration", merge = bucket.merge_lifecycle,
+	{ name = "lifecycle", none = "NoSuchLifecycleConfiguration", merge = bucket.merge_lifecycle, scoped = true,
 		permissions = "s3:GetLifecycleConfiguration, s3:PutLifecycleConfiguration" },
 };
 
@@ -263,16 +281,23 @@ local function current_document(signer, doc)
 	return response.body;
 end
 
--- What setup would change, per document: { doc, merged, changes, warnings } or { doc, problem }.
-local function bucket_changes(cfg, host, signer)
+-- What setup would change, per document: { doc, merged, changes, warnings }, or
+-- { doc, unreadable = why } when the service did not give it, or { doc, problem = why }
+-- when it cannot be set up as the configuration asks (left as it is).
+local function bucket_changes(cfg, host, signer, sharing)
 	local results = {};
 	for _, doc in ipairs(DOCUMENTS) do
-		local current, problem = current_document(signer, doc);
-		if current == nil then
-			table.insert(results, { doc = doc, problem = problem });
+		if doc.scoped and #sharing.problems > 0 then
+			table.insert(results, { doc = doc, problem = table.concat(sharing.problems, "; ") });
 		else
-			local merged, changes, warnings = doc.merge(cfg, host, current or nil);
-			table.insert(results, { doc = doc, merged = merged, changes = changes, warnings = warnings });
+			local current, unreadable = current_document(signer, doc);
+			if current == nil then
+				table.insert(results, { doc = doc, unreadable = unreadable });
+			else
+				local merged, changes, warnings, problem = doc.merge(cfg, host, current or nil);
+				table.insert(results, { doc = doc, merged = merged, changes = changes, warnings = warnings,
+					problem = problem });
+			end
 		end
 	end
 	return results;
@@ -284,10 +309,9 @@ local function write_document(signer, doc, merged)
 	if merged == nil then
 		response, problem = bucket_request(signer, "DELETE", doc);
 	else
-		local body = type(merged) == "table" and json.encode(merged) or merged;
 		-- S3 wants a checksum of lifecycle and CORS documents; Content-MD5 is the one every provider takes
-		response, problem = bucket_request(signer, "PUT", doc, body,
-			{ ["Content-MD5"] = base64.encode(hashes.md5(body)) });
+		response, problem = bucket_request(signer, "PUT", doc, merged,
+			{ ["Content-MD5"] = base64.encode(hashes.md5(merged)) });
 	end
 	if not response then
 		return problem;
@@ -296,7 +320,7 @@ local function write_document(signer, doc, merged)
 	end
 end
 
-local function setup_host(host, dry_run, print)
+local function setup_host(host, dry_run, print, sharing)
 	local cfg, err = host_config(host);
 	if not cfg then
 		print(("%s: configuration: FAIL: %s"):format(host, err));
@@ -306,11 +330,14 @@ local function setup_host(host, dry_run, print)
 	if not signer then
 		return false;
 	end
+	for _, warning in ipairs(sharing.warnings) do
+		print(("%s: warning: %s"):format(host, warning));
+	end
 	local ok, changed = true, false;
-	for _, result in ipairs(bucket_changes(cfg, host, signer)) do
+	for _, result in ipairs(bucket_changes(cfg, host, signer, sharing)) do
 		local name = result.doc.name;
-		if result.problem then
-			print(("%s: %s: FAIL: %s"):format(host, name, result.problem));
+		if result.unreadable or result.problem then
+			print(("%s: %s: FAIL: %s"):format(host, name, result.unreadable or result.problem));
 			ok = false;
 		else
 			for _, warning in ipairs(result.warnings) do
@@ -350,11 +377,79 @@ end
 
 ---- check --------------------------------------------------------------------
 
-local function check_host(host, print)
+-- A warning when downloads come from the site (registrable domain) of the
+-- XMPP service or of its users' host: a file a browser shows inline there
+-- runs as part of that site (its cookies, its same-site requests).
+local function same_site_warning(host, get_url)
+	local download = get_url:match("^%a+://([^/]+)"):gsub(":%d+$", "");
+	local f = io.open(PUBLIC_SUFFIX_LIST);
+	local list = publicsuffix.new(f and f:read("a"));
+	if f then f:close(); end
+	local site = list:registrable(download);
+	local parent = configmanager.get(host, "component_module") and host:match("^[^.]+%.(.+)$");
+	for _, service in ipairs({ host, parent or nil }) do
+		if site and site == list:registrable(service) then
+			return ("downloads come from %s, the same site (%s) as the XMPP service %s: an uploaded page shown "
+				.. "inline there runs as part of it; serve downloads from a domain of their own, or through a CDN "
+				.. "that adds Content-Security-Policy and Content-Disposition: attachment (docs/admin.md §2)")
+				:format(download, site, service);
+		end
+	end
+end
+
+-- The headers an upload URL does not sign that check tries, and what
+-- honouring each would let the holder of an upload URL do. A service that
+-- refuses unsigned headers (AWS S3) refuses all of them; one that honours
+-- them must refuse these by the bucket policy setup writes.
+local ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers";
+local UNSIGNED_PROBES = {
+	{ header = "x-amz-meta-http-upload-s3-check", value = "unsigned" },   -- harmless: tells what the service does
+	{ header = "x-amz-copy-source", risk = "lets whoever holds an upload URL copy into it any object these "
+		.. "credentials can read (other users' files, other applications' data in the bucket), past the size limit" },
+	{ header = "x-amz-acl", value = "public-read", risk = "lets whoever holds an upload URL make the file "
+		.. "readable by anyone, without a signature, for ever" },
+	{ header = "x-amz-grant-read", value = ("uri=%q"):format(ALL_USERS), risk = "lets whoever holds an upload URL "
+		.. "make the file readable by anyone, without a signature, for ever" },
+};
+
+-- PUT body through a slot of its own with one unsigned header more; what the service did:
+-- "refused", or "honoured" / "ignored" (judged from what it stored), and the slot's key.
+local function probe_unsigned(cfg, signer, probe, source_key)
+	local body = "mod_http_upload_s3 check: " .. probe.header .. "\n";
+	local folder = cfg.purposes.message.key_prefix;
+	local put, _, key = signer:slot(folder, PROBE_NAME, #body, cfg.sign_content_type and "text/plain" or nil,
+		get_options(cfg, {}));
+	if not put then
+		return nil, key;
+	end
+	local value = probe.value or ("/%s/%s"):format(cfg.bucket, key_path(source_key));
+	local response, err = request("PUT", put, body, { ["content-length"] = tostring(#body),
+		["content-type"] = "text/plain", [probe.header] = value });
+	if not response then
+		return nil, err, key;
+	elseif response.status >= 300 then
+		return "refused", nil, key;
+	end
+	local honoured;
+	if probe.header == "x-amz-copy-source" then
+		local stored = request("GET", (signer:presign("GET", key)));
+		honoured = stored and stored.status == 200 and stored.body == PROBE_BODY;
+	elseif probe.header:find("^x%-amz%-meta%-") then
+		local head = request("HEAD", (signer:presign("HEAD", key)));
+		honoured = head and head.headers[probe.header] == probe.value;
+	else
+		local url, auth = signer:authorize("GET", key, { query = { acl = "" } });
+		local acl = request("GET", url, nil, auth);
+		honoured = acl and acl.status == 200 and acl.body:find(ALL_USERS, 1, true) ~= nil;
+	end
+	return honoured and "honoured" or "ignored", nil, key;
+end
+
+local function check_host(host, print, sharing)
 	local cfg, warnings = host_config(host);
 	if not cfg then
 		print(("%s: configuration: FAIL: %s"):format(host, warnings));
-		return false;
+		return "broken";
 	end
 	for _, warning in ipairs(warnings) do
 		print(("%s: configuration: warning: %s"):format(host, warning));
@@ -363,7 +458,7 @@ local function check_host(host, print)
 		cfg.endpoint or "AWS", cfg.path_style and "path-style" or "virtual-hosted"));
 	local signer = host_signer(host, cfg, print);
 	if not signer then
-		return false;
+		return "broken";
 	end
 
 	local now = os.time();
@@ -381,7 +476,7 @@ local function check_host(host, print)
 	local problem = diagnose("upload", response, http_err, ctx);
 	if problem then
 		print(("%s: upload: FAIL: %s"):format(host, problem));
-		return false;
+		return "broken";
 	end
 	print(("%s: upload: ok (PUT %s)"):format(host, key));
 
@@ -396,20 +491,61 @@ local function check_host(host, print)
 	else
 		print(("%s: download: ok (%s GET)"):format(host, cfg.presign_get and "presigned" or "public"));
 	end
-
-	ctx.url = signer:presign("DELETE", key);
-	response, http_err = request("DELETE", ctx.url);
-	if diagnose("clean-up", response, http_err, ctx) then
-		print(("%s: clean-up: the probe stays at %s (DELETE not permitted; that is fine)"):format(host, key));
-	else
-		print(("%s: clean-up: ok (probe deleted)"):format(host));
+	local same_site = same_site_warning(host, get);
+	if same_site then
+		print(("%s: download: warning: %s"):format(host, same_site));
 	end
 
-	-- drift: the bucket's settings against the options (not a failure: uploads work without them)
-	local drift = 0;
-	for _, result in ipairs(bucket_changes(cfg, host, signer)) do
-		if result.problem then
-			print(("%s: bucket %s: cannot read it: %s"):format(host, result.doc.name, result.problem));
+	-- what an upload URL allows besides an upload: the probe above is the object a copy would take
+	local unsafe = false;
+	local probe_keys = { key };
+	local fix = bucket.wanted(cfg, host).problem or "run prosodyctl mod_http_upload_s3 setup, which denies it on "
+		.. "the module's folders in the bucket policy (docs/admin.md §2)";
+	for _, probe in ipairs(UNSIGNED_PROBES) do
+		local outcome, why, probe_key = probe_unsigned(cfg, signer, probe, key);
+		table.insert(probe_keys, probe_key);
+		if not outcome then
+			print(("%s: unsigned %s: could not try it: %s"):format(host, probe.header, why));
+		elseif not probe.risk then
+			print(("%s: unsigned headers: %s"):format(host, ({
+				refused = "ok (the service refuses request headers an upload URL did not sign, as AWS S3 does)",
+				ignored = "ok (the service ignores request headers an upload URL did not sign)",
+				honoured = "the service acts on request headers an upload URL did not sign (it stored an "
+					.. "x-amz-meta- header): the bucket policy has to refuse the dangerous ones",
+			})[outcome]));
+		elseif outcome == "honoured" then
+			unsafe = true;
+			print(("%s: unsigned %s: FAIL: the service honours it, which %s; fix: %s"):format(host, probe.header,
+				probe.risk, fix));
+		else
+			print(("%s: unsigned %s: ok (%s)"):format(host, probe.header, outcome));
+		end
+	end
+
+	local cleaned = 0;
+	for _, k in ipairs(probe_keys) do
+		response, http_err = request("DELETE", (signer:presign("DELETE", k)));
+		if not diagnose("clean-up", response, http_err, ctx) then cleaned = cleaned + 1; end
+	end
+	if cleaned < #probe_keys then
+		print(("%s: clean-up: %d probes stay in %s (DELETE not permitted; that is fine)"):format(host,
+			#probe_keys - cleaned, folder));
+	else
+		print(("%s: clean-up: ok (%d probes deleted)"):format(host, cleaned));
+	end
+
+	-- the bucket's settings against the options (drift alone is no failure: uploads work without them)
+	for _, warning in ipairs(sharing.warnings) do
+		print(("%s: warning: %s"):format(host, warning));
+	end
+	local drift, blocked = 0, false;
+	for _, result in ipairs(bucket_changes(cfg, host, signer, sharing)) do
+		if result.unreadable then
+			print(("%s: bucket %s: cannot read it: %s"):format(host, result.doc.name, result.unreadable));
+		elseif result.problem then
+			print(("%s: bucket %s: FAIL: %s"):format(host, result.doc.name, result.problem));
+			blocked = true;
+			unsafe = unsafe or #sharing.problems > 0;
 		end
 		for _, line in ipairs(result.changes or {}) do
 			print(("%s: bucket drift: %s"):format(host, line));
@@ -420,12 +556,17 @@ local function check_host(host, print)
 			drift = drift + 1;
 		end
 	end
-	if drift > 0 then
+	if blocked then
+		print(("%s: bucket settings: setup cannot write them as the configuration stands (FAIL above)"):format(host));
+	elseif drift > 0 then
 		print(("%s: bucket settings differ from the configuration: prosodyctl mod_http_upload_s3 setup fixes them"):format(host));
 	else
 		print(("%s: bucket settings: ok (policy, CORS and lifecycle as configured)"):format(host));
 	end
-	return not problem;
+	if problem then
+		return "broken";
+	end
+	return unsafe and "unsafe" or "ok";
 end
 
 local function check(_, print)
@@ -434,13 +575,14 @@ local function check(_, print)
 		print("no host in the configuration loads http_upload_s3");
 		return 1;
 	end
-	local failures = 0;
+	local failures, shared = 0, shared_report();
+	local verdicts = { ok = "uploads will work", broken = "uploads will NOT work",
+		unsafe = "uploads work, but NOT safely: see the FAIL lines" };
 	for _, host in ipairs(hosts) do
-		if not check_host(host, print) then
+		local verdict = check_host(host, print, shared[host] or { problems = {}, warnings = {} });
+		print(("%s: %s"):format(host, verdicts[verdict]));
+		if verdict ~= "ok" then
 			failures = failures + 1;
-			print(("%s: uploads will NOT work"):format(host));
-		else
-			print(("%s: uploads will work"):format(host));
 		end
 	end
 	return failures == 0 and 0 or 1;
@@ -513,9 +655,9 @@ local function setup(args, print)
 		print("no host in the configuration loads http_upload_s3");
 		return 1;
 	end
-	local failures = 0;
+	local failures, shared = 0, shared_report();
 	for _, h in ipairs(hosts) do
-		if not setup_host(h, dry_run, print) then
+		if not setup_host(h, dry_run, print, shared[h] or { problems = {}, warnings = {} }) then
 			failures = failures + 1;
 		end
 	end

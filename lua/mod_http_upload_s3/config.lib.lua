@@ -9,7 +9,7 @@
 -- What the signing library checks (endpoints, lengths, characters) it checks
 -- for this file too, through s3sign.parse_endpoint and a trial s3sign.new.
 
-local lfs = require "lfs";
+local jid = require "util.jid";
 local s3sign = require "s3sign";
 
 local PREFIX = "http_upload_s3_";
@@ -18,6 +18,7 @@ local MAX_SINGLE_PUT = 5 * 1024 * MIB; -- S3 refuses larger single PUTs
 local MAX_EXPIRES = s3sign.limits.expires;
 local MAX_BUCKET = s3sign.limits.bucket;
 local MAX_PATH = 255;                  -- bytes: leaves a file name room in S3's 1024-byte keys
+local MAX_RETENTION = 36500;           -- days: a hundred years; false keeps files for ever
 
 local function refuse(name, problem, ...)
 	error({ option = PREFIX .. name, problem = problem:format(...) }, 0);
@@ -35,7 +36,9 @@ end
 
 local function integer(get, name, default, min, max)
 	local value = typed(get, name, "number", default);
-	if not math.tointeger(value) then
+	if value == nil then
+		return nil;   -- unset, without a default: the caller decides
+	elseif not math.tointeger(value) then
 		refuse(name, "must be a whole number");
 	elseif value < min or value > max then
 		refuse(name, "must be between %d and %d", min, max);
@@ -82,6 +85,8 @@ local function retention(get, env, name, default)
 	local seconds = math.tointeger(value);
 	if not seconds or seconds < 1 then
 		refuse(name, "must be false, seconds or a period such as \"30 days\"");
+	elseif seconds > MAX_RETENTION * DAY then
+		refuse(name, "must be at most %d days (false keeps files for ever)", MAX_RETENTION);
 	end
 	return (seconds + DAY - 1) // DAY;
 end
@@ -95,8 +100,10 @@ local function limit(get, name, default, min)
 	return integer(get, name, default, min, math.maxinteger);
 end
 
--- A list option given as a Lua table (or a single string), as a set.
-local function set(get, name, default)
+-- A list option given as a Lua table (or a single string): its items, each
+-- through normalise(item) -> item | nil (refused), as a set. A map such as
+-- { ["a@b"] = true } is refused, not read as an empty list.
+local function set(get, name, default, normalise)
 	local value = get(name);
 	if value == nil then
 		value = default;
@@ -105,14 +112,29 @@ local function set(get, name, default)
 	elseif type(value) ~= "table" then
 		refuse(name, "must be a list of strings");
 	end
+	for key in pairs(value) do
+		if math.type(key) ~= "integer" or key < 1 or key > #value then
+			refuse(name, "must be a list such as { \"a\", \"b\" }, not a table with keys");
+		end
+	end
 	local s = {};
 	for _, item in ipairs(value) do
 		if type(item) ~= "string" then
 			refuse(name, "must be a list of strings");
 		end
-		s[item] = true;
+		local normal = item;
+		if normalise then normal = normalise(item); end
+		if not normal then
+			refuse(name, "has \"%s\", which is not valid here", item);
+		end
+		s[normal] = true;
 	end
 	return s;
+end
+
+-- JIDs and hosts as Prosody compares them (senders are normalised: "Alice@Example.org" is alice@example.org).
+local function normal_jid(item)
+	return jid.prep(item);
 end
 
 -- Web origins for the bucket's CORS rule: a list, in order, or false for no rule.
@@ -128,8 +150,8 @@ local function origins(get, name, default)
 	if type(value) ~= "table" or #value == 0 then
 		refuse(name, "must be a list of web origins such as \"https://chat.example.org\", or false");
 	end
-	for _, origin in ipairs(value) do
-		if type(origin) ~= "string" or not (origin == "*" or origin:find("^https?://[%w.-]+[:%d]*$")) then
+	for _, origin in ipairs(value) do   -- an origin is what an endpoint is: scheme://host[:port]
+		if type(origin) ~= "string" or not (origin == "*" or (s3sign.parse_endpoint(origin) and origin:find("[^/]$"))) then
 			refuse(name, "must be a list of web origins such as \"https://chat.example.org\", or false");
 		end
 	end
@@ -154,12 +176,16 @@ local function is_legacy_bucket(bucket)
 	return #bucket >= 1 and #bucket <= MAX_BUCKET and bucket:find("^[%w._-]+$") ~= nil;
 end
 
--- "http_uploads", "/http_uploads/" -> "http_uploads"; refuses dot and empty segments.
+-- "http_uploads", "/http_uploads/" -> "http_uploads"; refuses dot and empty
+-- segments, and the wildcards of bucket policies (* ? ${...}), which would
+-- widen a grant on the folder to others while a lifecycle rule takes them literally.
+local PATH_RULES = "a folder like \"http_uploads\": no empty, '.' or '..' parts, no * ? or $, at most "
+	.. MAX_PATH .. " bytes";
 local function clean_path(path)
 	path = path:gsub("^/+", ""):gsub("/+$", "");
 	if path == "" then
 		return "";
-	elseif #path > MAX_PATH or not utf8.len(path) or path:find("[%c\\]") then
+	elseif #path > MAX_PATH or not utf8.len(path) or path:find("[%c\\*?$]") then
 		return nil;
 	end
 	for segment in (path .. "/"):gmatch("([^/]*)/") do
@@ -246,12 +272,39 @@ local function overlap(a, b)
 	return a:sub(1, #b) == b or b:sub(1, #a) == a;
 end
 
+-- One purpose's options, http_upload_s3_<name>_<option>, each refused under its own name.
+local function read_purpose(get, env, name, message, prefix)
+	local d = purpose_defaults(name, message);
+	local option = name .. "_";
+	local p = { name = name };
+	p.path = clean_path(typed(get, option .. "path", "string", prefix ~= "" and prefix .. "_" .. name or name));
+	if not p.path or p.path == "" then
+		refuse(option .. "path", "must be %s, e.g. \"http_uploads_%s\"", PATH_RULES, name);
+	end
+	p.file_size_limit = integer(get, option .. "file_size_limit", d.file_size_limit, 1, MAX_SINGLE_PUT);
+	p.daily_quota = limit(get, option .. "daily_quota", d.daily_quota, 0);
+	p.expires_after = retention(get, env, option .. "expires_after", d.expires_after);
+	p.presign_get = typed(get, option .. "presign_get", "boolean", d.presign_get);
+	if name == "ephemeral" then
+		if not p.expires_after then
+			refuse(option .. "expires_after", "must be a period: ephemeral files are always deleted");
+		elseif p.presign_get == false then
+			refuse(option .. "presign_get", "cannot be false: ephemeral downloads are presigned, to stop at expire-before");
+		end
+		p.presign_get = true;
+	end
+	return p;
+end
+
+-- The purposes offered, by name and in order (message first); a purpose's
+-- options are read and checked whether it is offered or not, so that a typo
+-- waits for no one to enable it, and options of one not offered are pointed out.
 local function read_purposes(get, env, cfg, warnings)
 	local message = {
 		name = "message", path = cfg.prefix, file_size_limit = cfg.file_size_limit, daily_quota = cfg.daily_quota,
 		expires_after = retention(get, env, "expires_after", 7 * DAY), presign_get = cfg.presign_get,
 	};
-	cfg.purposes, cfg.purpose_list = { message = message }, { message };
+	local purposes, purpose_list = { message = message }, { message };
 	local known = {};
 	for _, name in ipairs(PURPOSES) do known[name] = true; end
 	local enabled = set(get, "purposes", {});
@@ -261,37 +314,30 @@ local function read_purposes(get, env, cfg, warnings)
 		end
 	end
 	for _, name in ipairs(PURPOSES) do
-		if name ~= "message" and enabled[name] then
-			local d = purpose_defaults(name, message);
-			local function option(o) return get(name .. "_" .. o); end
-			local p = { name = name };
-			p.path = clean_path(typed(option, "path", "string", cfg.prefix ~= "" and cfg.prefix .. "_" .. name or name));
-			if not p.path or p.path == "" then
-				refuse(name .. "_path", "must be a folder like \"http_uploads_%s\"", name);
+		if name ~= "message" then
+			local set_options = {};
+			local p = read_purpose(function (option)
+				local value = get(option);
+				if value ~= nil then table.insert(set_options, PREFIX .. option); end
+				return value;
+			end, env, name, message, cfg.prefix);
+			if enabled[name] then
+				purposes[name] = p;
+				table.insert(purpose_list, p);
+			elseif #set_options > 0 then
+				table.insert(warnings, ("%s set, but %s is not in %spurposes"):format(
+					table.concat(set_options, ", "), name, PREFIX));
 			end
-			p.file_size_limit = integer(option, "file_size_limit", d.file_size_limit, 1, MAX_SINGLE_PUT);
-			p.daily_quota = limit(option, "daily_quota", d.daily_quota, 0);
-			p.expires_after = retention(option, env, "expires_after", d.expires_after);
-			if name == "ephemeral" then
-				if not p.expires_after then
-					refuse(name .. "_expires_after", "must be a period: ephemeral files are always deleted");
-				end
-				p.presign_get = true;   -- their download URLs expire at expire-before
-			else
-				p.presign_get = typed(option, "presign_get", "boolean", d.presign_get);
-			end
-			cfg.purposes[name] = p;
-			table.insert(cfg.purpose_list, p);
 		end
 	end
-	if #cfg.purpose_list > 1 and cfg.prefix == "" then
+	if #purpose_list > 1 and cfg.prefix == "" then
 		refuse("path", "must name a folder when purposes are enabled: at the bucket's root message files "
 			.. "would share every other purpose's prefix");
 	end
-	for i, p in ipairs(cfg.purpose_list) do
+	for i, p in ipairs(purpose_list) do
 		p.key_prefix = p.path ~= "" and p.path .. "/" or "";
 		for j = 1, i - 1 do
-			local q = cfg.purpose_list[j];
+			local q = purpose_list[j];
 			if overlap(p.key_prefix, q.key_prefix) then
 				refuse(p.name .. "_path", "\"%s\" and the %s folder \"%s\" contain one another: "
 					.. "lifecycle rules and policies could not tell them apart", p.path, q.name, q.path);
@@ -301,6 +347,7 @@ local function read_purposes(get, env, cfg, warnings)
 	if message.expires_after == false then
 		table.insert(warnings, "message uploads are kept forever (" .. PREFIX .. "expires_after = false)");
 	end
+	return purposes, purpose_list;
 end
 
 -- The address of the ECS / EKS credentials endpoint: https anywhere, plain http only on
@@ -315,10 +362,11 @@ local function container_endpoint(env)
 		refuse("credentials", "is \"container\", but neither AWS_CONTAINER_CREDENTIALS_RELATIVE_URI nor "
 			.. "AWS_CONTAINER_CREDENTIALS_FULL_URI is set");
 	end
-	local scheme, host = uri:match("^(https?)://(%[?[^/%]:]*%]?)");
-	if not scheme or (scheme == "http" and not CONTAINER_HOSTS[host]) then
+	-- the origin as the HTTP client will connect to it: no user name (a@b is host b), a port or none
+	local endpoint = s3sign.parse_endpoint(uri:match("^[^/]*//[^/?#]*") or "");
+	if not endpoint or (endpoint.scheme == "http" and not CONTAINER_HOSTS[endpoint.host:gsub(":%d+$", "")]) then
 		refuse("credentials", "is \"container\", but AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, "
-			.. "or http on loopback or 169.254.170.2/.23");
+			.. "or http on loopback, 169.254.170.2/.23 or [fd00:ec2::23], without a user name");
 	end
 	local token, token_file = env.getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN"), env.getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
 	return { uri = uri, token = token ~= "" and token or nil, token_file = token_file ~= "" and token_file or nil };
@@ -353,37 +401,111 @@ local function read_credentials(get, env, warnings)
 	else
 		refuse("credentials", "must be \"static\", \"instance\" or \"container\"");
 	end
-	if c.source ~= "static" and (get("access_id") or get("secret_key")) then
-		table.insert(warnings, ("%saccess_id and _secret_key are not used: the credentials come from %s")
-			:format(PREFIX, c.description));
+	if c.source ~= "static" then
+		local unused = {};
+		for _, o in ipairs(CREDENTIALS) do
+			for _, name in ipairs({ o.option, o.option .. "_file" }) do
+				if get(name) ~= nil then table.insert(unused, PREFIX .. name); end
+			end
+		end
+		if #unused > 0 then
+			table.insert(warnings, ("%s not used: the credentials come from %s"):format(table.concat(unused, ", "),
+				c.description));
+		end
 	end
 
+	-- the role's options are checked whether a role is set or not, and pointed out when not
 	local arn = typed(get, "role_arn", "string");
-	if arn then
-		if not arn:find("^arn:[%w-]+:iam::%d*:role/.+$") then
-			refuse("role_arn", "must be a role's ARN, like arn:aws:iam::123456789012:role/uploader");
+	local role = {
+		arn = arn,
+		session_name = typed(get, "role_session_name", "string"),
+		duration = period(get, env, "role_duration", nil, 900, 43200),
+		external_id = typed(get, "role_external_id", "string"),
+		endpoint = typed(get, "sts_endpoint", "string"),   -- else the S3 endpoint's, once read() checked it
+	};
+	if not arn then
+		if next(role) then
+			table.insert(warnings, PREFIX .. "role_session_name, _role_duration, _role_external_id and "
+				.. "_sts_endpoint are not used without " .. PREFIX .. "role_arn");
 		end
-		c.role = {
-			arn = arn,
-			session_name = typed(get, "role_session_name", "string", "mod_http_upload_s3"),
-			duration = period(get, env, "role_duration", 3600, 900, 43200),
-			external_id = typed(get, "role_external_id", "string"),
-			endpoint = typed(get, "sts_endpoint", "string"),   -- else the S3 endpoint's, once read() checked it
-		};
-		if not c.role.session_name:find("^[%w_+=,.@-]+$") or #c.role.session_name < 2 or #c.role.session_name > 64 then
-			refuse("role_session_name", "must be 2..64 of letters, digits and _+=,.@-");
-		elseif c.role.endpoint and not s3sign.parse_endpoint(c.role.endpoint) then
-			refuse("sts_endpoint", "must be http(s)://host[:port], without a path, query or user name");
+		if c.static.session_token then
+			table.insert(warnings, "a static session token is configured: upload URLs fail once it expires");
 		end
-	elseif c.static.session_token then
-		table.insert(warnings, "a static session token is configured: upload URLs fail once it expires");
+		return c;
+	elseif not arn:find("^arn:[%w-]+:iam::%d*:role/.+$") then
+		refuse("role_arn", "must be a role's ARN, like arn:aws:iam::123456789012:role/uploader");
 	end
+	role.session_name, role.duration = role.session_name or "mod_http_upload_s3", role.duration or 3600;
+	if not role.session_name:find("^[%w_+=,.@-]+$") or #role.session_name < 2 or #role.session_name > 64 then
+		refuse("role_session_name", "must be 2..64 of letters, digits and _+=,.@-");
+	elseif role.endpoint and not s3sign.parse_endpoint(role.endpoint) then
+		refuse("sts_endpoint", "must be http(s)://host[:port], without a path, query or user name");
+	end
+	c.role = role;
 	return c;
 end
 
-local function read(get, env)
+-- How many single-character edits turn a into b (Levenshtein), for "did you mean".
+local function distance(a, b)
+	local row = {};
+	for j = 0, #b do row[j] = j; end
+	for i = 1, #a do
+		local diagonal, left = row[0], i;
+		row[0] = i;
+		for j = 1, #b do
+			local cost = a:byte(i) == b:byte(j) and 0 or 1;
+			local here = math.min(row[j] + 1, left + 1, diagonal + cost);
+			diagonal, left, row[j] = row[j], here, here;
+		end
+	end
+	return row[#b];
+end
+
+-- Options that are set but that read() never asked for: typos, mostly.
+local function unknown_options(present, asked)
+	local warnings = {};
+	for _, name in ipairs(present) do
+		local short = name:sub(#PREFIX + 1);
+		if name:sub(1, #PREFIX) == PREFIX and not asked[short] then
+			local nearest, best = nil, 4;   -- further than 3 edits is no suggestion
+			for candidate in pairs(asked) do
+				local d = distance(short, candidate);
+				if d < best or (d == best and nearest and candidate < nearest) then
+					nearest, best = candidate, d;
+				end
+			end
+			table.insert(warnings, ("%s is not an option of this module%s"):format(name,
+				nearest and (" (did you mean " .. PREFIX .. nearest .. "?)") or ""));
+		end
+	end
+	table.sort(warnings);
+	return warnings;
+end
+
+-- The names of the http_upload_s3_* options set for a host or globally, in a
+-- configuration as configmanager.getconfig() gives it: to point out unknown ones.
+local function options_set(all, host)
+	local names = {};
+	for _, section in ipairs({ all[host] or {}, all["*"] or {} }) do
+		for name in pairs(section) do
+			if type(name) == "string" and name:sub(1, #PREFIX) == PREFIX then names[name] = true; end
+		end
+	end
+	local list = {};
+	for name in pairs(names) do table.insert(list, name); end
+	return list;
+end
+
+-- present: the names of the http_upload_s3_* options set for the host, to point out unknown ones.
+local function read(get, env, present)
 	local warnings = {};
 	local cfg = {};
+	local asked = {};
+	local get_option = get;
+	get = function (name)
+		asked[name] = true;
+		return get_option(name);
+	end
 
 	cfg.credentials = read_credentials(get, env, warnings);
 
@@ -432,7 +554,7 @@ local function read(get, env)
 
 	cfg.prefix = clean_path(typed(get, "path", "string", ""));
 	if not cfg.prefix then
-		refuse("path", "must be a folder like \"http_uploads\": no empty, '.' or '..' parts, at most %d bytes", MAX_PATH);
+		refuse("path", "must be %s", PATH_RULES);
 	end
 
 	cfg.file_size_limit = integer(get, "file_size_limit", 100 * MIB, 1, MAX_SINGLE_PUT);
@@ -449,16 +571,20 @@ local function read(get, env)
 		table.insert(warnings, ("download links stop working after %d seconds (S3 allows at most 7 days)")
 			:format(cfg.get_expires));
 	end
-	cfg.sign_content_type = typed(get, "sign_content_type", "boolean", false);
-
-	cfg.access = set(get, "access", {});
+	cfg.access = set(get, "access", {}, normal_jid);
 	cfg.daily_quota = limit(get, "daily_quota", 10 * cfg.file_size_limit, 0);
 	cfg.rate_limit = limit(get, "rate_limit", 60, 1);
 	cfg.allowed_file_types = set(get, "allowed_file_types", {});
+	-- an allow-list that the upload itself could ignore would be none: it signs the type
+	cfg.sign_content_type = typed(get, "sign_content_type", "boolean", next(cfg.allowed_file_types) ~= nil);
+	if next(cfg.allowed_file_types) and not cfg.sign_content_type then
+		refuse("sign_content_type", "cannot be false with %sallowed_file_types: an upload could then carry "
+			.. "any other type", PREFIX);
+	end
 	cfg.safe_file_types = set(get, "safe_file_types", { "image/*", "video/*", "audio/*", "text/plain" });
 	cfg.cors_origins = origins(get, "cors_origins", { "*" });
 
-	read_purposes(get, env, cfg, warnings);
+	cfg.purposes, cfg.purpose_list = read_purposes(get, env, cfg, warnings);
 
 	-- what only the library can tell: lengths and characters of credentials, region, bucket
 	local static = cfg.credentials.source == "static" and not cfg.credentials.role;
@@ -468,6 +594,9 @@ local function read(get, env)
 		refuse(SIGNER_FIELDS[field] or "access_id", "%s", why or problem);
 	end
 	trial:close();
+	for _, warning in ipairs(unknown_options(present or {}, asked)) do
+		table.insert(warnings, warning);
+	end
 	return cfg, warnings;
 end
 
@@ -479,21 +608,15 @@ local function read_file(path)
 	f:close();
 	return content;
 end
--- What tells a file that changed from one that did not, without reading it.
-local function file_signature(path)
-	local a = lfs.attributes(path);
-	return a and ("%d:%d:%d"):format(a.modification, a.change, a.size) or nil;
-end
 local process_env = {
 	getenv = os.getenv,
 	read_file = read_file,
-	file_signature = file_signature,
 	parse_duration = require "util.human.io".parse_duration, -- nil before Prosody 13
 };
 
 -- read(), with the refusal as one line: cfg, warnings | nil, "http_upload_s3_x problem"
-local function load(get, env)
-	local ok, cfg, warnings = pcall(read, get, env or process_env);
+local function load(get, env, present)
+	local ok, cfg, warnings = pcall(read, get, env or process_env, present);
 	if not ok then
 		return nil, type(cfg) == "table" and (cfg.option .. " " .. cfg.problem) or tostring(cfg);
 	end
@@ -503,6 +626,7 @@ end
 return {
 	read = read;
 	load = load;
+	options_set = options_set;
 	signer_options = signer_options;
 	process_env = process_env;
 };

@@ -15,7 +15,7 @@
 --   local chain = credentials.new(cfg, env)
 --     env.http(request, callback)  request = { method, url, headers, body }; callback(response | nil, err),
 --                                  response = { status, body }
---     env.read_file(path), env.file_signature(path) -> string | nil (changes when the file does)
+--     env.read_file(path) -> string | nil, err
 --     env.s3sign                   the signing library, for the AssumeRole request
 --   chain:start(now, on_credentials)   on_credentials(creds, source) with every new set
 --   chain:tick(now)                    from a timer: files, refreshes, retries
@@ -27,6 +27,7 @@
 local json = require "util.json";
 local xml = require "util.xml";
 local datetime = require "util.datetime";
+local hashes = require "util.hashes";
 
 local IMDS_TOKEN_TTL = 21600;          -- seconds; the session token is asked for again with every refresh
 local RETRY_FIRST, RETRY_MAX = 5, 300; -- seconds between failed refreshes, doubling...
@@ -150,10 +151,14 @@ function chain:static_set()
 	return set;
 end
 
-function chain:files_signature()
+-- What the files hold, as digests (no second copy of the secret): their times and
+-- sizes miss a rewrite within the same second with values of the same length,
+-- which access key ids always have. Read from the timer, never for a slot.
+function chain:files_digest()
 	local parts = {};
 	for field, path in pairs(self.cfg.files) do
-		table.insert(parts, field .. "=" .. tostring(self.env.file_signature(path)));
+		local content = self.env.read_file(path);
+		table.insert(parts, field .. "=" .. (content and hashes.sha256(content, true) or "unreadable"));
 	end
 	table.sort(parts);
 	return table.concat(parts, ";");
@@ -190,6 +195,20 @@ function chain:request(step, req, now, andthen)
 	end);
 end
 
+-- The set in an answer, or nil after failing the fetch. One that has already
+-- expired (a stale cache upstream, a clock that is off) fails too: delivered, it
+-- would sign nothing, replace a working set on reload, and be fetched every tick.
+function chain:credentials_in(step, parse, response, now)
+	local creds, problem = parse(response.body);
+	if creds and creds.expiration <= now then
+		creds, problem = nil, "the set has already expired (at " .. datetime.datetime(creds.expiration) .. ")";
+	end
+	if not creds then
+		self:fail(step .. ": " .. problem, now);
+	end
+	return creds;
+end
+
 -- AssumeRole with the base set: the role's set, or a failure.
 function chain:assume_role(base, now)
 	local role = self.cfg.role;
@@ -211,11 +230,10 @@ function chain:assume_role(base, now)
 	local url, headers = sts:authorize("POST", "", { now = now, body = body, headers = { ["Content-Type"] = content_type } });
 	headers["Content-Type"], headers["Content-Length"] = content_type, tostring(#body);
 	self:request("AssumeRole", { method = "POST", url = url, headers = headers, body = body }, now, function (response)
-		local creds, problem = M.parse_assume_role(response.body);
-		if not creds then
-			return self:fail("AssumeRole: " .. problem, now);
+		local creds = self:credentials_in("AssumeRole", M.parse_assume_role, response, now);
+		if creds then
+			self:deliver(creds, now);
 		end
-		self:deliver(creds, now);
 	end);
 end
 
@@ -240,11 +258,10 @@ function chain:fetch_instance(now)
 			end
 			self:request("instance credentials", { method = "GET", url = endpoint .. path .. role, headers = headers },
 				now, function (response)
-					local creds, problem = M.parse_json_credentials(response.body);
-					if not creds then
-						return self:fail("instance credentials: " .. problem, now);
+					local creds = self:credentials_in("instance credentials", M.parse_json_credentials, response, now);
+					if creds then
+						self:with_base(creds, now);
 					end
-					self:with_base(creds, now);
 				end);
 		end);
 	end);
@@ -263,11 +280,10 @@ function chain:fetch_container(now)
 	end
 	headers.Authorization = token;
 	self:request("container credentials", { method = "GET", url = c.uri, headers = headers }, now, function (response)
-		local creds, problem = M.parse_json_credentials(response.body);
-		if not creds then
-			return self:fail("container credentials: " .. problem, now);
+		local creds = self:credentials_in("container credentials", M.parse_json_credentials, response, now);
+		if creds then
+			self:with_base(creds, now);
 		end
-		self:with_base(creds, now);
 	end);
 end
 
@@ -289,7 +305,7 @@ end
 
 function chain:start(now, on_credentials, on_failure)
 	self.on_credentials, self.on_failure = on_credentials, on_failure;
-	self.applied_files = self:files_signature();
+	self.applied_files = self:files_digest();
 	self:refresh(now);
 end
 
@@ -299,13 +315,13 @@ function chain:tick(now)
 	end
 	if self.cfg.source == "static" and next(self.cfg.files) then
 		-- a rotation writes the files one after the other: apply them once none changed for a tick
-		local signature = self:files_signature();
-		if signature ~= self.applied_files then
-			if signature == self.seen_files then
-				self.applied_files = signature;
+		local digest = self:files_digest();
+		if digest ~= self.applied_files then
+			if digest == self.seen_files then
+				self.applied_files = digest;
 				return self:refresh(now);
 			end
-			self.seen_files = signature;
+			self.seen_files = digest;
 		end
 	end
 	local due = self.retry_due or self.refresh_due;

@@ -51,7 +51,7 @@ local NS, NS_LEGACY, NS_PURPOSE = request.NS, request.NS_LEGACY, request.NS_PURP
 local function read_config()
 	local new_cfg, warnings = config.load(function (name)
 		return module:get_option("http_upload_s3_" .. name);
-	end);
+	end, nil, config.options_set(configmanager.getconfig(), module.host));
 	for _, warning in ipairs(new_cfg and warnings or {}) do
 		module:log("warn", "%s", warning);
 	end
@@ -137,10 +137,6 @@ local function too_large(ns, purpose)
 		:text_tag("max-file-size", tostring(purpose.file_size_limit)) };
 	return err;
 end
-
--- Types a browser may run scripts in, even where a wildcard calls them safe.
-local ACTIVE_TYPES = { ["image/svg+xml"] = true, ["text/html"] = true, ["application/xhtml+xml"] = true,
-	["text/xml"] = true, ["application/xml"] = true };
 
 ---- credentials, the signer, and reloads --------------------------------------
 
@@ -297,21 +293,6 @@ module.unload = save_usage;
 
 ---- slots ------------------------------------------------------------------
 
--- The slot options for a presigned GET valid get_expires seconds: the
--- declared type when it is safe to show inline, else a download, whatever
--- type the upload carried.
-local function download_options(get_expires, filename, content_type)
-	if content_type and not ACTIVE_TYPES[rules.bare_type(content_type)]
-		and rules.type_matches(cfg.safe_file_types, content_type) then
-		return { get_expires = get_expires, response_type = content_type };
-	end
-	return {
-		get_expires = get_expires,
-		response_type = "application/octet-stream",
-		disposition = "attachment; filename*=UTF-8''" .. s3sign.uri_encode(filename),
-	};
-end
-
 -- How long an ephemeral file's GET URL may live: until expire-before, at most
 -- the 7 days S3 allows a presigned URL; nil and why not.
 local MIN_EPHEMERAL = 30; -- seconds: time to upload, and for someone to fetch it
@@ -330,7 +311,7 @@ local function ephemeral_lifetime(text, now)
 	return math.min(math.floor(at - now), s3sign.limits.expires);
 end
 
--- -> put url, get url, object key, size in bytes | nil, error
+-- -> put url, get url, size in bytes | nil, error
 local function issue_slot(ns, uploader, now, req)
 	local filename, size_text, content_type, malformed = request.parse(req);
 	local purpose_name, expire_before = request.parse_purpose(req);
@@ -358,9 +339,8 @@ local function issue_slot(ns, uploader, now, req)
 	elseif not size then
 		return nil, slot_error(ns, "filesize");
 	end
-	if content_type == "" then
-		content_type = nil; -- some clients send an empty type: nothing to sign
-	elseif content_type then
+	content_type = upload_rules:upload_type(content_type);
+	if content_type then
 		problem = request.check_content_type(content_type);
 		if problem then
 			return nil, slot_error(ns, "filetype", problem);
@@ -381,16 +361,16 @@ local function issue_slot(ns, uploader, now, req)
 		return nil, slot_error(ns, "internal", "Upload credentials are not available; try again later");
 	end
 	local started = gettime();
-	local put, get_or_err, key = active.signer:slot(purpose.key_prefix, filename, size,
+	local put, get_or_err = active.signer:slot(purpose.key_prefix, filename, size,
 		cfg.sign_content_type and content_type or nil,
-		get_expires and download_options(get_expires, filename, content_type) or nil);
+		get_expires and upload_rules:download_options(get_expires, filename, content_type) or nil);
 	measure_signing:sample(gettime() - started);
 	if not put then
 		module:log("error", "Could not sign a slot for %s: %s", uploader, get_or_err);
 		return nil, slot_error(ns, "internal");
 	end
 	upload_rules:charge(uploader, purpose, size, now);
-	return put, get_or_err, key, size;
+	return put, get_or_err, size;
 end
 
 local function handle_slot_request(event)
@@ -401,14 +381,14 @@ local function handle_slot_request(event)
 	local uploader = username and (username .. "@" .. host) or host;
 	local now = os.time();
 
-	local ok, put, get, key, size;   -- as issue_slot returns them: a slot, or nil and an error in get
+	local ok, put, get, size;   -- as issue_slot returns them: a slot, or nil and an error in get
 	if not upload_rules:admits(uploader, host, is_local_user(event, host)) then
 		ok, get = true, slot_error(ns, "access");
 	else
 		local allowed, retry_at = upload_rules:take_token(uploader, now);
 		if allowed then
 			-- a bug must still get the client an answer, not silence
-			ok, put, get, key, size = pcall(issue_slot, ns, uploader, now, req);
+			ok, put, get, size = pcall(issue_slot, ns, uploader, now, req);
 		else
 			ok, get = true, slot_error(ns, "rate", nil, math.ceil(retry_at));
 		end
@@ -426,8 +406,9 @@ local function handle_slot_request(event)
 	end
 	measure_slots:add(1);
 	measure_bytes:add(size);
-	-- debug, not info: an info line costs as much as the rest of the slot (metrics count slots)
-	module:log("debug", "Upload slot for %s: %d bytes, key %s", uploader, size, key);
+	-- debug, not info: an info line costs as much as the rest of the slot (metrics count slots);
+	-- no key, for the key of a public file is its download link
+	module:log("debug", "Upload slot for %s: %d bytes", uploader, size);
 	origin.send(request.slot_reply(stanza, ns, put, get));
 	return true;
 end

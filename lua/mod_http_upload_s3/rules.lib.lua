@@ -9,9 +9,12 @@
 --   r:quota_left(uploader, purpose, size, now) -> true | false, retry_at
 --   r:charge(uploader, purpose, size, now)
 --   r:save(now) -> { { uploader, error }... }   -- write-behind of the quota
---   rules.bare_type(content_type), rules.type_matches(set, content_type)
+--   r:upload_type(content_type) -> the type the upload is judged and signed as, or nil
+--   r:download_options(get_expires, filename, content_type) -> slot options of a presigned GET
+--   rules.bare_type(content_type), rules.type_matches(set, content_type), rules.is_active_type(content_type)
 
 local cache = require "util.cache";
+local s3sign = require "s3sign";
 
 local DAY = 86400;
 
@@ -23,6 +26,14 @@ end
 local function type_matches(types, content_type)
 	local bare = bare_type(content_type);
 	return types[bare] or types[bare:gsub("/.*", "/*")];
+end
+
+-- Types a browser may run scripts in, even where a wildcard calls them safe:
+-- HTML, and XML under any name (image/svg+xml, image/x+xml, application/xml...).
+local ACTIVE_TYPES = { ["text/html"] = true, ["text/xml"] = true, ["application/xml"] = true };
+local function is_active_type(content_type)
+	local bare = bare_type(content_type);
+	return ACTIVE_TYPES[bare] or bare:find("%+xml$") ~= nil;
 end
 
 local rules = {};
@@ -61,6 +72,32 @@ function rules:take_token(uploader, now)
 	end
 	b.tokens = b.tokens - 1;
 	return true;
+end
+
+-- The type a request is judged by and, when signed, that the upload must carry:
+-- with an allow-list, a request without one is application/octet-stream.
+function rules:upload_type(content_type)
+	if content_type == "" then
+		content_type = nil;   -- some clients send an empty type: nothing to sign
+	end
+	if not content_type and next(self.cfg.allowed_file_types) then
+		return "application/octet-stream";
+	end
+	return content_type;
+end
+
+-- The slot options for a presigned GET valid get_expires seconds: the
+-- declared type when it is safe to show inline, else a download, whatever
+-- type the upload carried.
+function rules:download_options(get_expires, filename, content_type)
+	if content_type and not is_active_type(content_type) and type_matches(self.cfg.safe_file_types, content_type) then
+		return { get_expires = get_expires, response_type = content_type };
+	end
+	return {
+		get_expires = get_expires,
+		response_type = "application/octet-stream",
+		disposition = "attachment; filename*=UTF-8''" .. s3sign.uri_encode(filename),
+	};
 end
 
 -- What the purpose's limits and the type allow-list say of a file; nil when allowed.
@@ -141,4 +178,5 @@ return {
 	new = new;
 	bare_type = bare_type;
 	type_matches = type_matches;
+	is_active_type = is_active_type;
 };

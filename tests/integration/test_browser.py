@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import client  # noqa: E402
 import stack  # noqa: E402
 from checks import check, debian_package, program, requires, summary  # noqa: E402
-from client import http_request  # noqa: E402
+from client import http_request, object_key  # noqa: E402
 
 HOST, COMPONENT = "example.test", "upload.example.test"
 ALICE, BOB = "alice@" + HOST, "bob@" + HOST
@@ -74,12 +74,6 @@ def png(width, height, note):
             + chunk(b"tEXt", b"Comment\x00" + note.encode())
             + chunk(b"IDAT", zlib.compress(b"".join(rows), 9))
             + chunk(b"IEND", b""))
-
-
-def object_key(url):
-    """The S3 object key of a path-style URL on the test gateway."""
-    path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
-    return path.split("/", 2)[2]
 
 
 def stored_keys(s3):

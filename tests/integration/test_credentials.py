@@ -11,6 +11,9 @@ One Prosody, one user (alice@main.test) and a component per credential source:
                        that shortens the sets' Expiration to 30 s
   instance.main.test   EC2 instance metadata (IMDSv2), a loopback server here
   container.main.test  the ECS / EKS container credentials endpoint, likewise
+and a second Prosody whose instance metadata answers only sets that have
+already expired (its own, so that every request it gets is one configuration's):
+  expired.main.test    keys in the config file, then that source by `prosodyctl reload`
 The loopback servers hand out sets they got from RGW's STS, so RGW verifies
 every upload, session token included. Nothing contacts 169.254.169.254: the
 module is pointed at 127.0.0.1 the way the AWS SDKs allow. Every secret,
@@ -20,6 +23,7 @@ import http.server
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -46,9 +50,9 @@ def key_id(url):
     return query["X-Amz-Credential"][0].split("/")[0]
 
 
-def short_expiration():
-    """The Expiration the test's providers give out: SHORT_LIFE seconds from now."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + SHORT_LIFE))
+def short_expiration(life=SHORT_LIFE):
+    """The Expiration the test's providers give out: life seconds from now."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + life))
 
 
 class Provider(http.server.ThreadingHTTPServer):
@@ -59,6 +63,7 @@ class Provider(http.server.ThreadingHTTPServer):
         self.session, self.rgw, self.role_arn = session, rgw, role_arn
         self.port = self.server_address[1]
         self.mode = "pass"              # the STS proxy: pass, refuse or down
+        self.expired = False            # the metadata servers: sets that expired a minute ago
         self.handed_out = {"instance": 0, "container": 0, "proxy": 0}
         self.lock = threading.Lock()
         self.sts = botocore.session.Session().create_client(
@@ -74,7 +79,8 @@ class Provider(http.server.ThreadingHTTPServer):
         with self.lock:
             self.handed_out[kind] += 1
         return {"Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": c["AccessKeyId"],
-                "SecretAccessKey": c["SecretAccessKey"], "Token": c["SessionToken"], "Expiration": short_expiration()}
+                "SecretAccessKey": c["SecretAccessKey"], "Token": c["SessionToken"],
+                "Expiration": short_expiration(-60 if self.expired else SHORT_LIFE)}
 
 
 class ProviderHandler(stack.QuietHandler):
@@ -163,6 +169,48 @@ def test_file_rotation(alice, rgw, session, files, old):
     check("files: the new key is used after the rotation", switched_at is not None, ids)
     check("files: never the old id again after the switch", switched_at is not None
           and all(k == new for k in ids[switched_at:]), ids)
+    return new
+
+
+def test_file_rotation_same_second(alice, p, rgw, session, files, old):
+    """New keys of the same lengths, written within the second of the previous write:
+    the files' times and sizes stay as they were, only their content tells. The module's
+    timer looks twice before it reads, so the read that makes this matter is a reload's,
+    which reads at once: it comes between the two writes."""
+    service = "files." + DOMAIN
+    new, new_secret = rgw.add_key()
+    session.secret(new_secret)
+    current = {}
+    for name, path in files.items():
+        with open(path) as f:
+            current[name] = f.read()
+    rotated = {"id": new + "\n", "secret": new_secret + "\n"}
+    check("files, same second: the new keys have the old ones' lengths",
+          all(len(rotated[name]) == len(current[name]) for name in files), (new, current["id"]))
+
+    def write(contents):
+        for name, content in contents.items():
+            with open(files[name], "w") as f:
+                f.write(content)
+        stats = {name: os.stat(path) for name, path in files.items()}   # all the old change test looked at:
+        return {name: (int(st.st_mtime), int(st.st_ctime), st.st_size) for name, st in stats.items()}
+
+    def reads():
+        return p.log_text().count(service + ":http_upload_s3\tdebug\tSigning with credentials from")
+    wait_until("files, same second: a second begins", lambda: time.time() % 1 < 0.2, 2, interval=0.01)
+    before = write(current)   # the previous write: the keys in use, written again
+    read = reads()
+    p.proc.send_signal(signal.SIGHUP)   # what prosodyctl reload sends, without its start-up time
+    wait_until("files, same second: the reload read the files", lambda: reads() > read, 5, interval=0.01)
+    after = write(rotated)
+    check("files, same second: times and sizes as before the rotation", after == before, (before, after))
+    wait_until("files, same second: slots are signed with the new key",
+               lambda: slot_and_upload(alice, service)[1] == new, 15)
+    status, kid, _, _ = slot_and_upload(alice, service)
+    check("files, same second: uploads with the new key", status == 200 and kid == new, (status, kid))
+    rgw.remove_key(old)
+    status, kid, _, _ = slot_and_upload(alice, service)
+    check("files, same second: ... and with the old one deleted", status == 200 and kid == new, (status, kid))
 
 
 def test_reload(alice, p, rgw, session, old_key):
@@ -237,6 +285,52 @@ def test_metadata(alice, provider, started):
         check("%s: uploads with the refreshed set" % kind, status == 200, status)
 
 
+def test_expired_source(session, rgw, role):
+    """A configuration that signs, reloaded onto a source that answers only sets that
+    have already expired: it keeps signing, and the source is asked again with backoff."""
+    stale = Provider(session, rgw, role)
+    stale.expired = True
+    key, secret = rgw.add_key()
+    session.secret(secret)
+    service = "expired." + DOMAIN
+    p = session.prosody({DOMAIN: {"modules_enabled": []}},
+                        {service: rgw.module_options(rate_limit=False, access_id=key, secret_key=secret)},
+                        extra_env={"AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:%d" % stale.port})
+    p.register("alice", DOMAIN, PASSWORD)
+    alice = client.Client("alice@" + DOMAIN, PASSWORD, p.port)
+    session.on_exit(alice.close)
+    status, kid, _, _ = slot_and_upload(alice, service)
+    check("expired: uploads with the configured key", status == 200 and kid == key, (status, kid))
+
+    p.components[service] = rgw.module_options(rate_limit=False, credentials="instance", access_id=None,
+                                               secret_key=None)
+    p.write_config()
+    code, output = p.prosodyctl("reload")
+    check("expired: prosodyctl reload", code == 0, output)
+    reloaded = time.monotonic()
+    wait_until("expired: the new source is asked", lambda: stale.handed_out["instance"] >= 1, 10)
+    results = []
+    while time.monotonic() < reloaded + 30:   # long enough for 15 ticks, and for the backoff to reach 15 s
+        try:
+            status, kid, _, _ = slot_and_upload(alice, service)
+            results.append((status, kid))
+        except SlotError as e:
+            results.append((str(e), None))
+        time.sleep(1)
+    elapsed, fetches = time.monotonic() - reloaded, stale.handed_out["instance"]
+    check("expired: the running configuration keeps signing, and its slots upload",
+          set(results) == {(200, key)}, {r: results.count(r) for r in set(results)})
+    # retries 5, 10, then 15 s apart: 3 or 4 fetches in 30 s; a fetch every 2 s tick would be 15
+    check("expired: the source is asked again with backoff, not at every tick", fetches <= 2 + elapsed / 10,
+          "%d fetches in %.0f s" % (fetches, elapsed))
+    log = p.log_text()
+    failures = [line for line in log.splitlines() if "Could not obtain credentials from EC2 instance metadata" in line]
+    check("expired: the failure is logged, once", len(failures) == 1 and "has already expired" in failures[0],
+          "\n".join(failures))
+    check("expired: slots are never refused", "Refusing upload slots" not in log)
+    return fetches, elapsed
+
+
 def test_check(p, provider):
     code, output = p.prosodyctl("mod_http_upload_s3", "check")
     for host, source in (("sts", "the role arn:aws:iam:::role/uploader"), ("instance", "EC2 instance metadata at"),
@@ -294,13 +388,15 @@ def main():
         session.on_exit(alice.close)
 
         test_sts(alice, rgw)
-        test_file_rotation(alice, rgw, session, files, files_key)
+        rotated_key = test_file_rotation(alice, rgw, session, files, files_key)
         test_reload(alice, p, rgw, session, reload_key)
-        test_provider_refusing(alice, p, provider, started)
+        test_provider_refusing(alice, p, provider, started)   # before any other reload: it counts their log lines
+        test_file_rotation_same_second(alice, p, rgw, session, files, rotated_key)
         test_metadata(alice, provider, started)
         test_check(p, provider)
-        print("credentials: %.1fs on Prosody %s; sets handed out: %s" % (
-            time.monotonic() - started_test, p.version(), provider.handed_out))
+        expired_fetches, expired_window = test_expired_source(session, rgw, role)
+        print("credentials: %.1fs on Prosody %s; sets handed out: %s; expired sets: %d fetches in %.0f s" % (
+            time.monotonic() - started_test, p.version(), provider.handed_out, expired_fetches, expired_window))
     return summary()
 
 

@@ -150,8 +150,9 @@ def test_types(alice, s3):
 
     body = b"<html><script>alert(1)</script></html>"
     put, get, _ = alice.request_slot(service, "cat.png", len(body), "image/png")
-    check("upload with another type than requested",
-          http_request("PUT", put, body, {"Content-Type": "text/html"})[0] == 200)
+    check("an allow-list signs the type: an upload as text/html of a slot for image/png is refused",
+          http_request("PUT", put, body, {"Content-Type": "text/html"})[0] == 403)
+    check("... and as image/png it uploads", http_request("PUT", put, body, {"Content-Type": "image/png"})[0] == 200)
     status, data, headers = http_request("GET", get)
     check("a safe type is served as declared, not as uploaded", status == 200
           and headers.get("Content-Type") == "image/png" and "Content-Disposition" not in headers, headers)

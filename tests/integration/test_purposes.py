@@ -14,14 +14,13 @@ import json
 import os
 import sys
 import time
-import urllib.parse
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 import client  # noqa: E402
 import stack  # noqa: E402
 from checks import check, refused, summary  # noqa: E402
-from client import NS, NS_LEGACY, http_request  # noqa: E402
+from client import NS, NS_LEGACY, http_request, object_key  # noqa: E402
 
 NS_PURPOSE = "urn:xmpp:http:upload:purpose:0"
 HOST, PLAIN = "example.test", "plain.test"
@@ -37,11 +36,6 @@ def purpose(name, **attrs):
 
 def stamp(t):
     return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def object_key(url):
-    """The object key of a path-style URL on the test gateway."""
-    return urllib.parse.unquote(urllib.parse.urlsplit(url).path).split("/", 2)[2]
 
 
 def exists(s3, key):
@@ -132,11 +126,17 @@ def test_setup(p, rgw):
           and rules["HttpUploadS3 example.test message"]["Filter"] == {"Prefix": "http_uploads/"}, rules)
     check("setup: keeps the foreign rule as it was", rules.get("logs-30-days") == FOREIGN_RULE, rules)
     policy = json.loads(s3.client.get_bucket_policy(Bucket=s3.bucket)["Policy"])
-    resources = [r for st in policy["Statement"] for r in st["Resource"]]
+    allowed = [st for st in policy["Statement"] if st["Effect"] == "Allow"]
+    resources = [r for st in allowed for r in st["Resource"]]
     check("setup: public read of the public folders only", sorted(resources) == sorted(
         "arn:aws:s3:::%s/%s/*" % (rgw.bucket, f) for f in ("http_uploads", "http_uploads_profile",
                                                           "http_uploads_permanent")), policy)
-    check("setup: never s3:ListBucket", all(st["Action"] == "s3:GetObject" for st in policy["Statement"]), policy)
+    check("setup: never s3:ListBucket", all(st["Action"] == "s3:GetObject" for st in allowed), policy)
+    denied = [st for st in policy["Statement"] if st["Effect"] == "Deny"]
+    check("setup: uploads with a copy source or an ACL denied in every folder, the ephemeral one too",
+          len(denied) == 7 and all(sorted(st["Resource"]) == sorted("arn:aws:s3:::%s/%s/*" % (rgw.bucket, f) for f in (
+              "http_uploads", "http_uploads_profile", "http_uploads_ephemeral", "http_uploads_permanent"))
+              and st["Action"] == "s3:PutObject" for st in denied), denied)
     cors = s3.client.get_bucket_cors(Bucket=s3.bucket)["CORSRules"]
     check("setup: the CORS rule", len(cors) == 1 and cors[0].get("ID") == "HttpUploadS3 example.test", cors)
 

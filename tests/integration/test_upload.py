@@ -13,14 +13,13 @@ import os
 import sys
 import time
 import unicodedata
-import urllib.parse
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 import client  # noqa: E402
 import stack  # noqa: E402
 from checks import check, refused, summary  # noqa: E402
-from client import NS, NS_LEGACY, http_request  # noqa: E402
+from client import NS, NS_LEGACY, http_request, object_key  # noqa: E402
 
 HOST, COMPONENT, SHORT = "example.test", "upload.example.test", "short.example.test"
 PREFIX = "http_uploads"
@@ -40,12 +39,6 @@ NAMES = [
     ".hidden",
     "x" * 200 + ".bin",
 ]
-
-def object_key(url):
-    """The S3 object key of a path-style URL on the test gateway."""
-    path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
-    return path.split("/", 2)[2]
-
 
 def round_trip(c, s3, service, ns, filename, body, content_type=None, send_type=None):
     """Request a slot, PUT as a client would, GET it back; returns the slot."""

@@ -23,26 +23,20 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import stack  # noqa: E402
 from checks import check, summary  # noqa: E402
+from client import object_key  # noqa: E402
 
 HOST, COMPONENT = "example.test", "upload.example.test"
-PREFIX = "http_uploads"
+FOLDERS = {HOST: "http_uploads", COMPONENT: "component_uploads"}   # hosts sharing a bucket: folders of their own
 LIMIT = 1024 * 1024
 XMPPJS = os.path.join(ROOT, "tests", "xmppjs")
 SCRIPT = os.path.join(XMPPJS, "upload.mjs")
 NODE = os.environ.get("NODE", "node")
 NODE_TIMEOUT = 120  # seconds for one run of upload.mjs (it stops itself after 90)
-
-def object_key(url):
-    """The S3 object key of a path-style URL on the test gateway."""
-    path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
-    return path.split("/", 2)[2]
-
 
 def preflight():
     """None when Node.js and the pinned packages are there, else what to do about it."""
@@ -107,8 +101,8 @@ def test_service(p, rgw, password, service, signed_type):
     for o in objects:
         key = object_key(o["put"])
         label = "[%s] %s %r" % (service, o["ns"], o["filename"])
-        check("%s key under %s/ ending in the file name" % (label, PREFIX),
-              key.startswith(PREFIX + "/") and key.endswith("/" + o["filename"]), key)
+        check("%s key under %s/ ending in the file name" % (label, FOLDERS[service]),
+              key.startswith(FOLDERS[service] + "/") and key.endswith("/" + o["filename"]), key)
         meta = rgw.s3.head(key)
         check("%s object exists in S3" % label, meta is not None, key)
         if meta is None:
@@ -130,10 +124,12 @@ def main():
     password = "xmpp.js secret"
     with stack.Session() as session:
         rgw = session.rgw()
-        rgw.s3.allow_public_get(PREFIX)
-        p = session.prosody({HOST: rgw.module_options(file_size_limit=LIMIT)}, {
-            COMPONENT: rgw.module_options(sign_content_type=True, file_size_limit=LIMIT),
+        p = session.prosody({HOST: rgw.module_options(file_size_limit=LIMIT, path=FOLDERS[HOST])}, {
+            COMPONENT: rgw.module_options(sign_content_type=True, file_size_limit=LIMIT, path=FOLDERS[COMPONENT]),
         })
+        # the bucket as setup leaves it: public reads, and the statements that keep an upload URL to an upload
+        status, output = p.prosodyctl("mod_http_upload_s3", "setup")
+        check("setup", status == 0 and "deny uploads with x-amz-copy-source" in output, output)
         p.register("alice", HOST, password)
         test_service(p, rgw, password, HOST, signed_type=False)
         test_service(p, rgw, password, COMPONENT, signed_type=True)

@@ -221,4 +221,98 @@ describe("config.read", function ()
 		assert.matches("http_upload_s3_expires_after", refusal({ expires_after = "soon" }), 1, true);
 		assert.matches("http_upload_s3_cors_origins", refusal({ cors_origins = { "chat.example.org" } }), 1, true);
 	end);
+
+	it("names each purpose's own option when it refuses one", function ()
+		local cases = {
+			{ { purposes = { "profile" }, profile_file_size_limit = 0 }, "http_upload_s3_profile_file_size_limit must be" },
+			{ { purposes = { "profile" }, profile_daily_quota = -1 }, "http_upload_s3_profile_daily_quota must be" },
+			{ { purposes = { "permanent" }, permanent_presign_get = "yes" }, "http_upload_s3_permanent_presign_get must be" },
+			{ { purposes = { "permanent" }, permanent_path = "a/../b" }, "http_upload_s3_permanent_path must be" },
+			{ { purposes = { "permanent" }, permanent_expires_after = "soon" }, "http_upload_s3_permanent_expires_after" },
+			{ { purposes = { "ephemeral" }, ephemeral_presign_get = false },
+				"http_upload_s3_ephemeral_presign_get cannot be false" },
+			-- a purpose not offered still has its options checked, under their own names
+			{ { profile_file_size_limit = 0 }, "http_upload_s3_profile_file_size_limit must be" },
+		};
+		for _, case in ipairs(cases) do
+			local message = refusal(case[1]);
+			assert.equal(case[2], message:sub(1, #case[2]), message);
+		end
+		assert.is_true(read({ purposes = { "ephemeral" }, ephemeral_presign_get = true }).purposes.ephemeral.presign_get);
+	end);
+
+	it("refuses retention periods S3 cannot hold", function ()
+		assert.matches("^http_upload_s3_expires_after must be at most 36500 days",
+			refusal({ expires_after = math.maxinteger }));
+		assert.matches("^http_upload_s3_permanent_expires_after must be at most",
+			refusal({ purposes = { "permanent" }, permanent_expires_after = math.maxinteger }));
+		assert.equal(36500, read({ expires_after = 36500 * 86400 }).purposes.message.expires_after);
+	end);
+
+	it("refuses folders with the wildcards of bucket policies", function ()
+		for _, path in ipairs({ "up*", "up?", "up/${aws:username}", "a$b" }) do
+			assert.matches("^http_upload_s3_path must be", refusal({ path = path }), path);
+			assert.matches("^http_upload_s3_profile_path must be",
+				refusal({ purposes = { "profile" }, profile_path = path }), path);
+		end
+	end);
+
+	it("compares access list JIDs as Prosody does, and refuses what it cannot read", function ()
+		local cfg = read({ access = { "Alice@Example.Test", "Partner.Example" } });
+		assert.same({ ["alice@example.test"] = true, ["partner.example"] = true }, cfg.access);
+		assert.matches("^http_upload_s3_access must be a list such as",
+			refusal({ access = { ["friend@other.example"] = true } }));
+		assert.matches("^http_upload_s3_allowed_file_types must be a list such as",
+			refusal({ allowed_file_types = { image = "png" } }));
+		assert.matches("^http_upload_s3_access has \"a@@b\"", refusal({ access = { "a@@b" } }));
+	end);
+
+	it("points out options it does not know, with the nearest it does", function ()
+		local options = { access_id = "AKIDEXAMPLE", secret_key_file = "/s", region = "eu-west-2", bucket = "b-uploads",
+			presign_gett = true, profile_path = "avatars", role_duration = 900, frobnicate = 1 };
+		local present = {};
+		for name in pairs(options) do table.insert(present, "http_upload_s3_" .. name); end
+		local _, warnings = config.read(function (name) return options[name]; end, {
+			getenv = function () end, read_file = function () return "secret\n"; end,
+		}, present);
+		local text = table.concat(warnings, "\n");
+		assert.matches("http_upload_s3_presign_gett is not an option of this module (did you mean "
+			.. "http_upload_s3_presign_get?)", text, 1, true);
+		assert.matches("http_upload_s3_frobnicate is not an option of this module\n", text .. "\n", 1, true);
+		assert.matches("http_upload_s3_profile_path set, but profile is not in http_upload_s3_purposes", text, 1, true);
+		assert.matches("are not used without http_upload_s3_role_arn", text, 1, true);
+		assert.not_matches("http_upload_s3_bucket is not", text, 1, true);
+		assert.not_matches("secret_key_file is not", text, 1, true);
+	end);
+
+	it("takes web origins as scheme://host[:port] only", function ()
+		for _, origin in ipairs({ "http://a::::", "https://chat.example.org/", "chat.example.org", "https://u@h.example",
+			"https://h.example:99999" }) do
+			assert.matches("^http_upload_s3_cors_origins", refusal({ cors_origins = { origin } }), origin);
+		end
+		assert.same({ "https://chat.example.org:5281", "*" },
+			read({ cors_origins = { "https://chat.example.org:5281", "*" } }).cors_origins);
+	end);
+
+	it("signs the content type whenever an allow-list of types is set", function ()
+		assert.is_true(read({ allowed_file_types = { "image/png" } }).sign_content_type);
+		assert.matches("^http_upload_s3_sign_content_type cannot be false with http_upload_s3_allowed_file_types",
+			refusal({ allowed_file_types = { "image/png" }, sign_content_type = false }));
+		assert.is_false(read({}).sign_content_type);
+	end);
+
+	it("parses the container endpoint as the HTTP client will", function ()
+		local function container(uri)
+			return read({ credentials = "container", access_id = "nil", secret_key = "nil" },
+				{ AWS_CONTAINER_CREDENTIALS_FULL_URI = uri });
+		end
+		for _, uri in ipairs({ "http://[::1]:8080/creds", "http://[fd00:ec2::23]/v1/credentials",
+			"http://169.254.170.23/v1/credentials", "http://localhost/x", "https://creds.example/x" }) do
+			assert.equal(uri, container(uri).credentials.container.uri);
+		end
+		for _, uri in ipairs({ "http://localhost:80@evil.example/", "http://127.0.0.1@evil.example/",
+			"http://evil.example/?localhost", "http://[::2]/x", "ftp://localhost/x" }) do
+			assert.has_error(function () container(uri); end, nil, uri);
+		end
+	end);
 end);

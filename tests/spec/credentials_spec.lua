@@ -27,12 +27,15 @@ local function fake_http(answer)
 	end, log;
 end
 
+-- files: { [path] = content }, read again whenever the chain asks.
 local function chain_for(c, http, files)
 	files = files or {};
 	local env = {
 		http = http, s3sign = s3sign,
-		read_file = function (path) return files[path] and files[path].content, "No such file"; end,
-		file_signature = function (path) return files[path] and files[path].signature; end,
+		read_file = function (path)
+			if not files[path] then return nil, "No such file"; end
+			return files[path];
+		end,
 	};
 	local chain = credentials.new({ credentials = c }, env);
 	local got, problems = {}, {};
@@ -79,20 +82,39 @@ describe("a static source", function ()
 	end);
 
 	it("applies rotated files together, once they have stopped changing", function ()
-		local files = { ["/id"] = { content = "OLDID\n", signature = "1" }, ["/secret"] = { content = "old", signature = "1" } };
+		local files = { ["/id"] = "OLDID\n", ["/secret"] = "old" };
 		local http = fake_http(function () end);
 		local chain, got = chain_for({ source = "static", static = {}, description = "the credential files",
 			files = { access_key_id = "/id", secret_key = "/secret" } }, http, files);
 		assert.same({ access_key_id = "OLDID", secret_key = "old" }, got[1]);
-		files["/id"] = { content = "NEWID", signature = "2" }; -- the secret is not written yet
+		files["/id"] = "NEWID"; -- the secret is not written yet
 		chain:tick(T0 + 2);
 		assert.equal(1, #got); -- half a rotation is never signed with
-		files["/secret"] = { content = "new", signature = "2" };
+		files["/secret"] = "new";
 		chain:tick(T0 + 4);
 		assert.equal(1, #got); -- changed again since the last look: wait once more
 		chain:tick(T0 + 6);
 		assert.same({ access_key_id = "NEWID", secret_key = "new" }, got[2]);
 		chain:tick(T0 + 8);
+		assert.equal(2, #got);
+	end);
+
+	it("notices a rotation within the same second, with values of the same lengths", function ()
+		-- one-second modification times and sizes cannot tell these files apart: their content can
+		local files = { ["/id"] = "AKIDOLD000000000001\n", ["/secret"] = "old-secret-0000000001\n" };
+		local chain, got = chain_for({ source = "static", static = {}, description = "the credential files",
+			files = { access_key_id = "/id", secret_key = "/secret" } }, fake_http(function () end), files);
+		files["/id"], files["/secret"] = "AKIDNEW000000000002\n", "new-secret-0000000002\n"; -- both at once
+		chain:tick(T0 + 2);
+		assert.equal(1, #got); -- changed since the last look: a second file may still be coming
+		chain:tick(T0 + 4);
+		assert.same({ access_key_id = "AKIDNEW000000000002", secret_key = "new-secret-0000000002" }, got[2]);
+		for field, value in pairs(chain) do -- what tells a change keeps a digest, not another copy of the secret
+			if field ~= "current" and type(value) == "string" then
+				assert.is_nil(value:find("secret-", 1, true), field);
+			end
+		end
+		chain:tick(T0 + 6);
 		assert.equal(2, #got);
 	end);
 end);
@@ -146,6 +168,22 @@ describe("an STS role", function ()
 		assert.is_true(chain:usable(T0 + 101));
 		assert.equal(0, chain.failures);
 	end);
+
+	it("takes a set that has already expired for a failure, and does not send an expired base set", function ()
+		local chain, got, problems = chain_for({ source = "static", files = {},
+			static = { access_key_id = "AKID", secret_key = "s" }, role = ROLE },
+			fake_http(function () return { status = 200, body = assume_role_answer("ASIAX", T0 - 1) }; end));
+		assert.same({}, got);
+		assert.matches("^AssumeRole: the set has already expired %(at %d+%-%d+%-%d+T", problems[1]);
+		assert.equal(T0 + 5, chain.retry_due);
+		-- a base set that expires the moment it comes
+		local http, log = fake_http(function () return { status = 200, body = json_answer("ASIAB", T0) }; end);
+		local _, none, why = chain_for({ source = "container", files = {}, static = {}, role = ROLE,
+			container = { uri = "http://127.0.0.1:1339/creds", token = "t" } }, http);
+		assert.same({}, none);
+		assert.equal(1, #log); -- never signed into an AssumeRole
+		assert.matches("^container credentials: the set has already expired", why[1]);
+	end);
 end);
 
 describe("instance metadata and the container endpoint", function ()
@@ -168,12 +206,37 @@ describe("instance metadata and the container endpoint", function ()
 		local http, log = fake_http(function () return { status = 200, body = json_answer("ASIAC", T0 + 3600) }; end);
 		local _, got = chain_for({ source = "container", files = {}, static = {},
 			container = { uri = "http://127.0.0.1:1339/creds", token_file = "/token" } }, http,
-			{ ["/token"] = { content = "pod-identity-token\n", signature = "1" } });
+			{ ["/token"] = "pod-identity-token\n" });
 		assert.equal("ASIAC", got[1].access_key_id);
 		assert.equal("pod-identity-token", log[1].headers.Authorization);
 		local _, none, problems = chain_for({ source = "container", files = {}, static = {},
 			container = { uri = "http://127.0.0.1:1339/creds", token_file = "/missing" } }, http);
 		assert.same({}, none);
 		assert.matches("/missing cannot be read", problems[1], 1, true);
+	end);
+
+	it("takes a set that has already expired for a failure: backs off, then delivers a good one", function ()
+		local stale = true;
+		local http, log = fake_http(function ()
+			return { status = 200, body = stale and json_answer("ASIAOLD", T0 - 60) or json_answer("ASIANEW", T0 + 3600) };
+		end);
+		local chain, got, problems = chain_for({ source = "container", files = {}, static = {},
+			container = { uri = "http://127.0.0.1:1339/creds", token = "t" } }, http);
+		local asked_at = { T0 };
+		for now = T0 + 1, T0 + 40 do
+			local before = #log;
+			chain:tick(now);
+			if #log > before then table.insert(asked_at, now); end
+		end
+		assert.same({}, got); -- never delivered
+		assert.same({ T0, T0 + 5, T0 + 15, T0 + 30 }, asked_at); -- 5, 10, then 15 s apart, not every tick
+		assert.equal(4, #problems);
+		assert.matches("^container credentials: the set has already expired %(at %d+%-%d+%-%d+T", problems[1]);
+		assert.is_false(chain:usable(T0 + 40));
+		stale = false;
+		chain:tick(T0 + 45);
+		assert.equal("ASIANEW", got[1].access_key_id);
+		assert.is_true(chain:usable(T0 + 45));
+		assert.equal(0, chain.failures);
 	end);
 end);

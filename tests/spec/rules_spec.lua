@@ -113,4 +113,32 @@ describe("rules", function ()
 		assert.same({}, r:save(NOON + 5));
 		assert.same({ day = NOON // DAY, bytes = 50 }, store.records["a@x"]);
 	end);
+
+	it("serves every XML type and HTML as a download, whatever the safe list says", function ()
+		local r = rules.new(cfg_with { safe_file_types = { "image/*", "text/*", "application/*" } }, memory_store());
+		for _, t in ipairs({ "image/svg+xml", "image/x+xml", "application/xhtml+xml", "application/atom+xml",
+			"text/html", "Text/HTML; charset=utf-8", "text/xml", "application/xml" }) do
+			assert.is_truthy(rules.is_active_type(t), t);
+			local options = r:download_options(600, "a b.svg", t);
+			assert.same({ 600, "application/octet-stream", "attachment; filename*=UTF-8''a%20b.svg" },
+				{ options.get_expires, options.response_type, options.disposition }, t);
+		end
+		for _, t in ipairs({ "image/png", "text/plain", "application/pdf" }) do
+			assert.is_falsy(rules.is_active_type(t), t);
+			assert.same({ get_expires = 600, response_type = t }, r:download_options(600, "x", t));
+		end
+		assert.equal("application/octet-stream", r:download_options(600, "x", nil).response_type);
+	end);
+
+	it("judges and signs a request without a type as application/octet-stream under an allow-list", function ()
+		local open = rules.new(cfg_with {}, memory_store());
+		assert.is_nil(open:upload_type(nil));
+		assert.is_nil(open:upload_type(""));
+		assert.equal("image/png", open:upload_type("image/png"));
+		local listed = rules.new(cfg_with { allowed_file_types = { "image/*" } }, memory_store());
+		assert.equal("application/octet-stream", listed:upload_type(nil));
+		assert.equal("application/octet-stream", listed:upload_type(""));
+		assert.equal("typedenied", listed:refusal(listed.cfg.purposes.message, 1, listed:upload_type(nil)));
+		assert.is_true(listed.cfg.sign_content_type);
+	end);
 end);
