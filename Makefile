@@ -20,8 +20,11 @@ PROSODY_SRC ?= /usr/lib/prosody
 LUA_CMODDIR ?= $(shell $(PKG_CONFIG) --variable=INSTALL_CMOD $(LUA_PC))
 PROSODY_MODDIR ?= $(PREFIX)/lib/prosody/modules
 
+# The release's version, written once: in the rockspec's name (LuaRocks wants it there)
+VERSION = $(patsubst mod_http_upload_s3-%-1.rockspec,%,$(notdir $(wildcard $(dir $(firstword $(MAKEFILE_LIST)))mod_http_upload_s3-*-1.rockspec)))
+
 # OpenSSL 3's API without what it deprecates: using any of it fails to compile
-WARN = -std=c99 -D_POSIX_C_SOURCE=200809L -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED \
+WARN = -DS3SIGN_VERSION='"$(VERSION)"' -std=c99 -D_POSIX_C_SOURCE=200809L -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED \
        -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 # Lua headers only: the interpreter that loads s3sign.so provides the symbols.
 LUA_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(LUA_PC))
@@ -36,7 +39,7 @@ PROSODY13 = $(B)/prosody-13
 CORE_SRC = src/encode.c src/canonical.c src/crypto.c src/signer.c src/presign.c src/authorize.c
 CORE = $(CORE_SRC) src/sigv4.h src/sigv4_internal.h
 
-.PHONY: all test check check-fast test-c test-san test-valgrind test-lua test-crosscheck test-integration \
+.PHONY: all test check test-c test-san test-valgrind test-lua test-crosscheck test-integration \
         test-integration-13 fuzz test-fuzz bench \
         demo deps install uninstall clean rock
 
@@ -70,10 +73,10 @@ $(B)/test_binding-san: tests/c/test_binding.c src/ls3sign.c $(CORE) | $(B)
 $(B)/bench_sigv4: bench/bench_sigv4.c $(CORE) | $(B)
 	$(CC) $(ALL_CFLAGS) -O2 -Isrc -o $@ bench/bench_sigv4.c $(CORE_SRC) $(LDFLAGS) $(CRYPTO_LIBS)
 
-test: check
-check: test-c test-san test-valgrind test-fuzz test-lua test-crosscheck test-integration test-integration-13
-# what needs no server: known answers, sanitizers, specs, the botocore cross-check (well under a minute)
-check-fast: test-c test-san test-lua test-crosscheck
+# make check: what needs no server and no network (known answers, sanitizers, the specs on Prosody
+# 0.12's and 13's sources, the botocore cross-check), in well under a minute; make test: everything.
+check: test-c test-san test-lua test-crosscheck
+test: check test-valgrind test-fuzz test-integration test-integration-13
 
 test-c: $(B)/test_sigv4 $(B)/test_binding
 	$(B)/test_sigv4 tests/vectors
@@ -89,13 +92,14 @@ test-valgrind: $(B)/test_binding
 
 test-lua: $(B)/s3sign.so $(PROSODY13)/usr/bin/prosody
 	$(LUACHECK) -q lua tests/spec tests/integration/fault tests/crosscheck bench
-	$(BUSTED) --lpath='$(PROSODY_SRC)/?.lua' --cpath='$(B)/?.so;$(PROSODY_SRC)/?.so' tests/spec
-	$(BUSTED) --lpath='$(PROSODY13)/usr/lib/prosody/?.lua;$(PROSODY13)/lua/?.lua' \
+	$(BUSTED) --helper=tests/spec/helper.lua --lpath='$(PROSODY_SRC)/?.lua' --cpath='$(B)/?.so;$(PROSODY_SRC)/?.so' tests/spec
+	$(BUSTED) --helper=tests/spec/helper.lua --lpath='$(PROSODY13)/usr/lib/prosody/?.lua;$(PROSODY13)/lua/?.lua' \
 		--cpath='$(B)/?.so;$(PROSODY13)/usr/lib/prosody/?.so;$(PROSODY13)/lua/?.so' tests/spec
 
 test-crosscheck: $(B)/s3sign.so
 	$(PYTHON) tests/crosscheck/botocore_crosscheck.py --cases 2000 --header-cases 1000 --lua $(LUA) --cpath '$(B)/?.so'
 
+# every file runs, and the failed ones are listed at the end; one alone: make test-integration TESTS=tests/integration/test_hostile.py
 INTEGRATION_TESTS = tests/integration/test_upload.py tests/integration/test_policy.py tests/integration/test_s2s.py \
                     tests/integration/test_prosodyctl.py tests/integration/test_install.py \
                     tests/integration/test_purposes.py tests/integration/test_hostile.py tests/integration/test_credentials.py \
@@ -114,27 +118,31 @@ $(XMPPJS)/node_modules/.package-lock.json: $(XMPPJS)/package-lock.json
 $(BROWSER)/node_modules/.package-lock.json: $(BROWSER)/package.json $(BROWSER)/package-lock.json
 	cd $(BROWSER) && npm ci --ignore-scripts --no-audit --no-fund
 
+TESTS ?= $(INTEGRATION_TESTS)
+# the test library is tools/ (the stack, clients, checks): tests import it, never the other way
+RUN_TESTS = failed=""; for t in $(TESTS); do echo "== $$t"; $(1) PYTHONPATH=$(CURDIR)/tools $(PYTHON) $$t || \
+	failed="$$failed $$t"; done; if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi
+
 # on Debian's Prosody 0.12, then on 13.0 from bookworm-backports, unpacked under build/
 # build/logs: what the servers of this run logged, for test_logs.py; an earlier run's are not this one's
 test-integration: $(B)/s3sign.so $(NODE_DEPS)
 	rm -rf $(B)/logs
-	for t in $(INTEGRATION_TESTS); do $(PYTHON) $$t || exit 1; done
+	@$(call RUN_TESTS,)
 
 test-integration-13: $(B)/s3sign.so $(PROSODY13)/usr/bin/prosody $(NODE_DEPS)
 	rm -rf $(B)/logs
-	for t in $(INTEGRATION_TESTS); do \
-		PROSODY=$(PROSODY13)/usr/bin/prosody PROSODYCTL=$(PROSODY13)/usr/bin/prosodyctl $(PYTHON) $$t || exit 1; \
-	done
+	@$(call RUN_TESTS,PROSODY=$(PROSODY13)/usr/bin/prosody PROSODYCTL=$(PROSODY13)/usr/bin/prosodyctl)
 
+# unpacked by tools/deps.sh, which may use the network; make itself never does
 $(PROSODY13)/usr/bin/prosody:
-	sh tools/prosody13.sh $(PROSODY13)
+	@echo "Prosody 13 is not unpacked in $(PROSODY13): run  sh tools/deps.sh" >&2; exit 1
 
 bench: $(B)/s3sign.so $(B)/bench_sigv4
 	$(PYTHON) bench/run.py --build $(B) --lua $(LUA)
-	$(PYTHON) bench/prosody_cost.py
+	PYTHONPATH=$(CURDIR)/tools $(PYTHON) bench/prosody_cost.py
 
 demo: $(B)/s3sign.so
-	$(PYTHON) tools/demo.py $(DEMO_ARGS)
+	PYTHONPATH=$(CURDIR)/tools $(PYTHON) tools/demo.py $(DEMO_ARGS)
 
 deps:
 	@sh tools/deps.sh
@@ -144,7 +152,6 @@ MODULE_FILES = $(wildcard lua/mod_http_upload_s3/*.lua)
 # ---- a source rock, for "prosodyctl install" from a rocks server ----
 # The committed rockspec, pointed at a tarball of the tracked files (of every file but build/
 # outside a git checkout), packed with it by luarocks.
-VERSION = 0.1.0
 ROCK_DIR = $(B)/rock
 ROCK_NAME = mod_http_upload_s3-$(VERSION)
 ROCK = $(ROCK_DIR)/$(ROCK_NAME)-1.src.rock
@@ -168,8 +175,9 @@ uninstall:
 	rm -f $(DESTDIR)$(LUA_CMODDIR)/s3sign.so
 	rm -rf $(DESTDIR)$(PROSODY_MODDIR)/mod_http_upload_s3
 
+# everything built, but the Prosody 13 that tools/deps.sh unpacked (make check needs no network)
 clean:
-	rm -rf $(B)
+	find $(B) -mindepth 1 -maxdepth 1 ! -name prosody-13 -exec rm -rf {} + 2>/dev/null || true
 
 # ---- fuzzing: libFuzzer under ASan+UBSan (Debian: clang, libclang-rt-14-dev) ----
 FUZZ_CC ?= clang

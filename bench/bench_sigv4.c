@@ -7,9 +7,7 @@
  *                     path-style, fixed clock so the day's key stays cached)
  *   sha256_block_ns   one 64-byte SHA-256 compression (EVP_DigestUpdate on a
  *                     long buffer), the floor every URL pays per block
- *   uuid_generate_random_ns  libuuid's random UUID, for context
- *   c_uuid_pool_ns    the binding's way: RAND_bytes in 4 KiB batches plus
- *                     uuid_unparse_lower, amortised per id
+ *   uuid_generate_random_ns  libuuid's random UUID, as each slot makes one
  * and counts the SHA-256 blocks one URL needs (url_blocks).
  *
  * Output: one "name value" line per figure, for bench/run.py.
@@ -21,7 +19,6 @@
 #include <time.h>
 
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <uuid/uuid.h>
 
 #include "sigv4.h"
@@ -166,34 +163,6 @@ static void bench_uuid_generate(void *p, uint64_t iters)
 	sink += acc;
 }
 
-struct pool_ctx {
-	unsigned char pool[4096];
-	size_t used;
-};
-
-static void bench_uuid_pool(void *p, uint64_t iters)
-{
-	struct pool_ctx *c = p;
-	char out[37];
-	unsigned acc = 0;
-	for (uint64_t i = 0; i < iters; i++) {
-		if (c->used + 16 > sizeof c->pool) {
-			if (RAND_bytes(c->pool, sizeof c->pool) != 1) {
-				fprintf(stderr, "bench_sigv4: RAND_bytes failed\n");
-				exit(1);
-			}
-			c->used = 0;
-		}
-		unsigned char *u = c->pool + c->used;
-		u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
-		u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
-		uuid_unparse_lower(u, out);
-		c->used += 16;
-		acc += (unsigned char)out[0];
-	}
-	sink += acc;
-}
-
 /* ---- SHA-256 blocks one URL needs ----------------------------------------- */
 
 /* Blocks to hash len bytes from a fresh state: 0x80, padding and a 64-bit length. */
@@ -206,7 +175,6 @@ int main(int argc, char **argv)
 {
 	static struct presign_ctx pc;
 	static struct sha_ctx sc;
-	static struct pool_ctx uc;
 	const char *why = NULL;
 
 	struct sigv4_config cfg = { .region = S(REGION), .endpoint = S(ENDPOINT), .bucket = S(BUCKET), .path_style = 1 };
@@ -252,13 +220,11 @@ int main(int argc, char **argv)
 	if (!sc.md || !sc.ctx)
 		die("EVP_MD_fetch", SIGV4_ECRYPTO);
 	memset(sc.buf, 0xa5, sizeof sc.buf);
-	uc.used = sizeof uc.pool;
 
 	struct item items[] = {
 		{ "presign", bench_presign, &pc, 1, 0, 0 },
 		{ "sha256", bench_sha256, &sc, 1, 0, 0 },
 		{ "uuid", bench_uuid_generate, NULL, 1, 0, 0 },
-		{ "pool", bench_uuid_pool, &uc, 1, 0, 0 },
 	};
 	size_t n_items = sizeof items / sizeof *items;
 	/* with arguments, only the named items run (for profiling: bench_sigv4 presign) */
@@ -269,7 +235,7 @@ int main(int argc, char **argv)
 	}
 	measure_all(items, n_items);
 	double presign_ns = items[0].best, block_ns = items[1].best / SHA_CHUNK_BLOCKS;
-	double uuid_ns = items[2].best, pool_ns = items[3].best;
+	double uuid_ns = items[2].best;
 
 	printf("c_presign_ns %.1f\n", presign_ns);
 	printf("sha256_block_ns %.2f\n", block_ns);
@@ -281,7 +247,6 @@ int main(int argc, char **argv)
 	printf("hmac_outer_blocks %zu\n", outer_blocks);
 	printf("sha256_limit_ns %.1f\n", (double)url_blocks * block_ns);
 	printf("uuid_generate_random_ns %.1f\n", uuid_ns);
-	printf("c_uuid_pool_ns %.1f\n", pool_ns);
 	printf("url_len %zu\n", pc.url_len);
 	printf("c_url %.*s\n", (int)pc.url_len, pc.url);
 	sigv4_signer_wipe(pc.signer);

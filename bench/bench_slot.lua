@@ -113,12 +113,13 @@ local function slot_loop(s, opts)
 	end
 end
 
-local slot_ns, slot_fixed_ns, hashes_ns = measure_all {
-	slot_loop(c_signer), slot_loop(c_signer, FIXED), slot_loop(l_signer)
+local slot_ns, slot_fixed_ns, hashes_ns, hashes_fixed_ns = measure_all {
+	slot_loop(c_signer), slot_loop(c_signer, FIXED), slot_loop(l_signer), slot_loop(l_signer, FIXED)
 }
 
 print(("lua_slot_ns %.1f"):format(slot_ns))
 print(("lua_slot_fixed_ns %.1f"):format(slot_fixed_ns))
 print(("lua_hashes_ns %.1f"):format(hashes_ns))
+print(("lua_hashes_fixed_ns %.1f"):format(hashes_fixed_ns))
 print("lua_id_source " .. (package.loaded["util.uuid"] and "util.uuid" or "math.random"))
 print("lua_url " .. fixed_url)

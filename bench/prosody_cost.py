@@ -38,11 +38,10 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tools"))
-import client  # noqa: E402
-import stack  # noqa: E402
-from slixmpp.xmlstream.handler import Callback  # noqa: E402
-from slixmpp.xmlstream.matcher import MatchXPath  # noqa: E402
+import client
+import stack
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
 TARGET = 1.15            # module / stand-in
 PASSWORD = "bench password"

@@ -6,6 +6,7 @@
  *   local url = signer:presign(method, key [, options])
  *   local url, headers = signer:authorize(method, key [, options])
  *   signer:set_credentials{ access_key_id=, secret_key=, session_token= }
+ *   s3sign.check{ ... as for new } -> true | nil, field, reason
  *   s3sign.parse_endpoint(url), s3sign.uri_encode(s), s3sign.limits
  *
  * Wrong argument types raise; bad values return nil and a message naming the
@@ -13,40 +14,26 @@
  * neither. Policy (which prefixes, how large a file) is the caller's. The
  * module is not linked against liblua: the host provides it.
  */
-#include <pthread.h>           /* pthread_atfork(3) */
 #include <stddef.h>            /* offsetof */
 #include <string.h>            /* memcpy(3) strlen(3) */
 #include <time.h>              /* time(2) */
 
 #include <lua.h>
 #include <lauxlib.h>
-#include <openssl/err.h>       /* ERR_clear_error(3) */
-#include <openssl/rand.h>      /* RAND_bytes(3) */
-#include <uuid/uuid.h>         /* uuid_unparse_lower(3) */
+#include <uuid/uuid.h>         /* uuid_generate_random(3) uuid_unparse_lower(3) */
 
 #include "sigv4.h"
 
 #define S3SIGN_EXPORT __attribute__((visibility("default")))
 #define SIGNER_MT "s3sign.signer"
-#define VERSION "0.2.0"
+#ifndef S3SIGN_VERSION
+#error "S3SIGN_VERSION is the release's version, defined by the Makefile from the rockspec"
+#endif
 
 #define UUID_LEN 36
-#define UUID_POOL 4096             /* random bytes fetched at once: 256 ids */
 #define MAX_GET_BASE_LEN 1023      /* the base of public download URLs (http_upload_s3_get_url) */
 #define EXPIRES_RANGE "must be 1.." SIGV4_TEXT(SIGV4_MAX_EXPIRES) " seconds"
-#define DEFAULT_PUT_EXPIRES 300
-
-/*
-** Random bytes for object ids, drawn from OpenSSL's CSPRNG in bulk: one
-** RAND_bytes call costs about as much as a whole presigned URL. A forked child
-** must not reuse its parent's bytes, so fork() empties every pool.
-*/
-static unsigned long fork_generation;
-
-static void after_fork_in_child(void)
-{
-	fork_generation++;
-}
+#define NO_EXPIRES (-1)
 
 union max_align {   /* what Lua aligns a userdata's memory for */
 	double d;
@@ -56,11 +43,7 @@ union max_align {   /* what Lua aligns a userdata's memory for */
 
 struct signer {
 	int closed;
-	uint32_t put_expires;
-	/* state */
-	unsigned long pool_generation;
-	size_t pool_used;
-	unsigned char pool[UUID_POOL];
+	uint32_t put_expires;                   /* 0: not given, so no slots and no default lifetime */
 	size_t get_base_len;
 	char get_base[MAX_GET_BASE_LEN + 1];            /* public GET URLs: this, '/', the encoded key */
 	/* scratch: what one call builds, wiped before it returns */
@@ -95,24 +78,13 @@ static void close_signer(struct signer *s)
 	s->closed = 1;
 }
 
-/* A v4 UUID (RFC 9562: 122 random bits), formatted by libuuid: 36 lowercase characters and a NUL. */
-static int new_uuid(struct signer *s, char out[UUID_LEN + 1])
+/* A random (v4) UUID from libuuid, as 36 lowercase characters and a NUL. */
+static void new_uuid(char out[UUID_LEN + 1])
 {
-	if (s->pool_generation != fork_generation || s->pool_used + 16 > sizeof s->pool) {
-		if (RAND_bytes(s->pool, sizeof s->pool) != 1) {
-			ERR_clear_error();
-			return 0;
-		}
-		s->pool_generation = fork_generation;
-		s->pool_used = 0;
-	}
-	unsigned char *u = s->pool + s->pool_used;
-	u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
-	u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
+	uuid_t u;
+	uuid_generate_random(u);
 	uuid_unparse_lower(u, out);
-	sigv4_wipe(u, 16);
-	s->pool_used += 16;
-	return 1;
+	sigv4_wipe(u, sizeof u);   /* a public file's id is its link's secret */
 }
 
 /* ---- reading tables --------------------------------------------------------- */
@@ -243,49 +215,89 @@ static struct sigv4_credentials read_credentials(lua_State *L, int t)
 	return k;
 }
 
+/* What s3sign.new and s3sign.check read from their table. */
+struct new_options {
+	struct sigv4_config c;
+	struct sigv4_credentials k;
+	struct sigv4_str get_url;
+	lua_Integer put_expires;        /* NO_EXPIRES: not given */
+};
+
+/* The options, and the first one refused by the binding's own rules (NULL: none), with why. */
+static const char *read_new_options(lua_State *L, int t, struct new_options *o, const char **reason)
+{
+	luaL_checktype(L, t, LUA_TTABLE);
+	o->k = read_credentials(L, t);
+	o->c.region = opt_string(L, t, "region");
+	o->c.service = opt_string(L, t, "service");
+	o->c.endpoint = opt_string(L, t, "endpoint");
+	o->c.bucket = opt_string(L, t, "bucket");
+	o->c.path_style = opt_boolean(L, t, "path_style", 0);
+	int is_s3 = o->c.service.len == 0 || (o->c.service.len == 2 && memcmp(o->c.service.ptr, "s3", 2) == 0);
+	o->c.content_sha256 = opt_boolean(L, t, "content_sha256", is_s3);
+	o->get_url = opt_string(L, t, "get_url");
+	o->put_expires = opt_integer(L, t, "put_expires", NO_EXPIRES);
+
+	*reason = EXPIRES_RANGE;
+	if (o->put_expires != NO_EXPIRES && !expires_ok(o->put_expires))
+		return "put_expires";
+	*reason = "longer than " SIGV4_TEXT(MAX_GET_BASE_LEN) " bytes";
+	if (o->get_url.len > MAX_GET_BASE_LEN)
+		return "get_url";
+	*reason = NULL;
+	return NULL;
+}
+
+/*
+** s3sign.check(config) -> true | nil, field, reason
+** What s3sign.new would refuse, without a signer: the field's name and why.
+** The credentials are checked when any of them is given.
+*/
+static int l_check(lua_State *L)
+{
+	struct new_options o;
+	const char *reason;
+	const char *field = read_new_options(L, 1, &o, &reason);
+	int has_credentials = o.k.access_key_id.len || o.k.secret_key.len || o.k.session_token.len;
+	if (!field && sigv4_check(&o.c, has_credentials ? &o.k : NULL, &field, &reason) == SIGV4_OK) {
+		lua_pushboolean(L, 1);
+		return 1;
+	}
+	luaL_pushfail(L);
+	lua_pushstring(L, field);
+	lua_pushstring(L, reason);
+	return 3;
+}
+
 /*
 ** s3sign.new(config) -> signer | nil, message
 ** config: the credentials, region, service ("s3"), endpoint, bucket,
-** path_style, content_sha256 (default: service is s3), put_expires (300),
+** path_style, content_sha256 (default: service is s3), put_expires (the
+** lifetime of upload URLs and of presign's default; needed for slots),
 ** get_url (base of public download URLs; default: the bucket's URL).
 ** The userdata exists (with its metatable, so __gc wipes it) before any
 ** secret is copied into it.
 */
 static int l_new(lua_State *L)
 {
-	struct sigv4_config c;
+	struct new_options o;
 	const char *why = NULL;
-
-	luaL_checktype(L, 1, LUA_TTABLE);
-	struct sigv4_credentials k = read_credentials(L, 1);
-	c.region = opt_string(L, 1, "region");
-	c.service = opt_string(L, 1, "service");
-	c.endpoint = opt_string(L, 1, "endpoint");
-	c.bucket = opt_string(L, 1, "bucket");
-	c.path_style = opt_boolean(L, 1, "path_style", 0);
-	int is_s3 = c.service.len == 0 || (c.service.len == 2 && memcmp(c.service.ptr, "s3", 2) == 0);
-	c.content_sha256 = opt_boolean(L, 1, "content_sha256", is_s3);
-	struct sigv4_str get_url = opt_string(L, 1, "get_url");
-	lua_Integer put_expires = opt_integer(L, 1, "put_expires", DEFAULT_PUT_EXPIRES);
-
-	if (!expires_ok(put_expires))
-		return fail(L, "put_expires", EXPIRES_RANGE);
-	if (get_url.len > MAX_GET_BASE_LEN)
-		return fail(L, "get_url", "longer than " SIGV4_TEXT(MAX_GET_BASE_LEN) " bytes");
+	const char *field = read_new_options(L, 1, &o, &why);
+	if (field)
+		return fail(L, field, why);
 
 	struct signer *s = lua_newuserdatauv(L, offsetof(struct signer, core) + sigv4_signer_size(), 0);
 	memset(s, 0, offsetof(struct signer, core));
 	s->closed = 1;
 	luaL_setmetatable(L, SIGNER_MT);
-	int status = sigv4_signer_init(core(s), &c, &k, &why);
+	int status = sigv4_signer_init(core(s), &o.c, &o.k, &why);
 	if (status != SIGV4_OK)
 		return luaL_pushfail(L), lua_pushstring(L, why ? why : sigv4_strerror(status)), 2;
 	s->closed = 0;
-	s->put_expires = (uint32_t)put_expires;
-	s->pool_used = sizeof s->pool;   /* empty: filled on first use */
-	if (get_url.len) {
-		memcpy(s->get_base, get_url.ptr, get_url.len);
-		s->get_base_len = get_url.len;
+	s->put_expires = o.put_expires == NO_EXPIRES ? 0 : (uint32_t)o.put_expires;
+	if (o.get_url.len) {
+		memcpy(s->get_base, o.get_url.ptr, o.get_url.len);
+		s->get_base_len = o.get_url.len;
 		while (s->get_base_len && s->get_base[s->get_base_len - 1] == '/')
 			s->get_base_len--;
 	} else if (sigv4_bucket_url(s->get_base, sizeof s->get_base, &s->get_base_len, core(s)) != SIGV4_OK) {
@@ -316,6 +328,7 @@ struct slot_options {
 	lua_Integer get_expires;        /* 0: a public GET URL */
 	struct sigv4_str disposition;   /* response-content-disposition of a presigned GET */
 	struct sigv4_str response_type; /* response-content-type of a presigned GET */
+	int trace;                      /* also return the PUT's canonical request */
 };
 
 static void read_slot_options(lua_State *L, int t, struct slot_options *o)
@@ -323,6 +336,7 @@ static void read_slot_options(lua_State *L, int t, struct slot_options *o)
 	o->now = (int64_t)time(NULL);
 	o->id = o->disposition = o->response_type = (struct sigv4_str){ "", 0 };
 	o->get_expires = 0;
+	o->trace = 0;
 	if (lua_isnoneornil(L, t))
 		return;
 	luaL_checktype(L, t, LUA_TTABLE);
@@ -331,6 +345,7 @@ static void read_slot_options(lua_State *L, int t, struct slot_options *o)
 	o->get_expires = opt_integer(L, t, "get_expires", 0);
 	o->disposition = opt_string(L, t, "disposition");
 	o->response_type = opt_string(L, t, "response_type");
+	o->trace = opt_boolean(L, t, "trace", 0);
 }
 
 /* The object key prefix .. id .. "/" .. filename into s->key: the one place its layout is written. */
@@ -338,18 +353,18 @@ static int build_key(struct signer *s, struct sigv4_str prefix, struct sigv4_str
                      size_t *len)
 {
 	char uuid[UUID_LEN + 1];
+	if (prefix.len + (id.len ? id.len : UUID_LEN) + 1 + name.len > sizeof s->key)
+		return 0;
 	if (id.len == 0) {
-		if (!new_uuid(s, uuid))
-			return 0;
+		new_uuid(uuid);
 		id = (struct sigv4_str){ uuid, UUID_LEN };
 	}
-	if (prefix.len + id.len + 1 + name.len > sizeof s->key)
-		return 0;
 	memcpy(s->key, prefix.ptr, prefix.len);
 	memcpy(s->key + prefix.len, id.ptr, id.len);
 	s->key[prefix.len + id.len] = '/';
 	memcpy(s->key + prefix.len + id.len + 1, name.ptr, name.len);
 	*len = prefix.len + id.len + 1 + name.len;
+	sigv4_wipe(uuid, sizeof uuid);
 	return 1;
 }
 
@@ -365,13 +380,14 @@ static int public_url(struct signer *s, struct sigv4_str key, size_t *len)
 }
 
 /*
-** signer:slot(prefix, filename, size [, content_type [, options]]) -> put_url, get_url, key | nil, message
+** signer:slot(prefix, filename, size [, content_type [, options]]) -> put_url, get_url, key [, creq] | nil, message
 ** The object key is prefix .. uuid .. "/" .. filename. The PUT URL signs
 ** Content-Length and, when given, Content-Type. options: now (Unix seconds),
 ** id (instead of a random UUID), get_expires (a presigned GET URL valid that
 ** long instead of a public one), and for presigned GETs the headers S3
 ** should answer with: disposition (response-content-disposition) and
-** response_type (response-content-type).
+** response_type (response-content-type); trace (also return the PUT's
+** canonical request, to show beside S3's when S3 refuses the signature).
 */
 static int l_slot(lua_State *L)
 {
@@ -387,6 +403,8 @@ static int l_slot(lua_State *L)
 	size_t key_len, url_len;
 
 	read_slot_options(L, 6, &o);
+	if (s->put_expires == 0)
+		return fail(L, "put_expires", "not given to s3sign.new");
 	if (size < 0)
 		return fail(L, "size", "must not be negative");
 	if (o.get_expires != 0 && !expires_ok(o.get_expires))
@@ -394,7 +412,7 @@ static int l_slot(lua_State *L)
 	if (o.id.len > UUID_LEN)
 		return fail(L, "id", "longer than a UUID");
 	if (!build_key(s, prefix, o.id, name, &key_len))
-		return fail(L, "filename", "object key longer than " SIGV4_TEXT(SIGV4_MAX_KEY) " bytes, or no random bytes for its id");
+		return fail(L, "filename", "object key longer than " SIGV4_TEXT(SIGV4_MAX_KEY) " bytes");
 
 	struct sigv4_str key = { s->key, key_len };
 	struct sigv4_pair headers[2] = {
@@ -404,7 +422,7 @@ static int l_slot(lua_State *L)
 	struct sigv4_request put = {
 		.method = { "PUT", 3 }, .key = key, .headers = headers, .header_count = type.len ? 2 : 1, .now = o.now
 	};
-	int status = presign_pushed(L, s, &put, s->put_expires, 0);
+	int status = presign_pushed(L, s, &put, s->put_expires, o.trace);
 	if (status != SIGV4_OK) {
 		sigv4_wipe(s->key, key_len);
 		return fail(L, "presign", status == SIGV4_EINVAL ? "invalid filename or content type" : sigv4_strerror(status));
@@ -430,7 +448,9 @@ static int l_slot(lua_State *L)
 		return fail(L, "get", sigv4_strerror(status));
 	}
 	pushed_wiped(L, s->key, key_len);   /* its random id makes the public GET URL unguessable */
-	return 3;
+	if (o.trace)
+		lua_rotate(L, -3, -1);   /* put, creq, get, key -> put, get, key, creq */
+	return o.trace ? 4 : 3;
 }
 
 /* ---- any request ------------------------------------------------------------------- */
@@ -482,7 +502,7 @@ static int request_failure(lua_State *L, const char *what, int status)
 ** signer:presign(method, key [, options]) -> url [, canonical_request] | nil, message
 ** A presigned URL for any method and key (empty: the bucket), for tools such
 ** as "prosodyctl mod_http_upload_s3 check". options: now, expires (default:
-** the PUT lifetime), headers and query ({ name = value }, signed), body
+** the signer's put_expires; one of them is needed), headers and query ({ name = value }, signed), body
 ** (its SHA-256 is signed; absent: an unsigned payload, as S3 takes), trace
 ** (also return the canonical request: it holds no secret key, but any
 ** session token, so show it to the admin only with the token masked).
@@ -603,6 +623,7 @@ static const luaL_Reg signer_metamethods[] = {
 
 static const luaL_Reg functions[] = {
 	{ "new", l_new },
+	{ "check", l_check },
 	{ "uri_encode", l_uri_encode },
 	{ "parse_endpoint", l_parse_endpoint },
 	{ NULL, NULL }
@@ -627,11 +648,7 @@ static void push_limits(lua_State *L)
 S3SIGN_EXPORT int luaopen_s3sign(lua_State *L);
 S3SIGN_EXPORT int luaopen_s3sign(lua_State *L)
 {
-	static int atfork_registered;
-
 	luaL_checkversion(L);
-	if (!atfork_registered)
-		atfork_registered = pthread_atfork(NULL, NULL, after_fork_in_child) == 0;
 	luaL_newmetatable(L, SIGNER_MT);
 	luaL_setfuncs(L, signer_metamethods, 0);
 	luaL_newlibtable(L, signer_methods);
@@ -640,7 +657,7 @@ S3SIGN_EXPORT int luaopen_s3sign(lua_State *L)
 	lua_setfield(L, -2, "__index");
 	lua_pop(L, 1);
 	luaL_newlib(L, functions);
-	lua_pushliteral(L, VERSION);
+	lua_pushliteral(L, S3SIGN_VERSION);
 	lua_setfield(L, -2, "_VERSION");
 	push_limits(L);
 	lua_setfield(L, -2, "limits");

@@ -44,7 +44,34 @@ static int is_ipv4(struct sigv4_str h)
 	return dots == 3;
 }
 
-#define ENDPOINT_RULE "endpoint: must be http(s)://host[:port] with no path, query or user name"
+/*
+** A field that was refused: its name and why, and both as the one message
+** "field: reason" that *why points at. All static.
+*/
+struct problem {
+	const char *field, *reason, *message;
+};
+#define PROBLEM(field, reason) { field, reason, field ": " reason }
+
+static const struct problem
+	BAD_ENDPOINT = PROBLEM("endpoint", "must be http(s)://host[:port] with no path, query or user name"),
+	BAD_ACCESS_KEY_ID = PROBLEM("access_key_id", "must be 1.." SIGV4_TEXT(SIGV4_MAX_ACCESS_KEY_ID)
+	                            " printable ASCII characters, no space or '/'"),
+	BAD_SECRET_KEY = PROBLEM("secret_key", "must be 1.." SIGV4_TEXT(SIGV4_MAX_SECRET_KEY)
+	                         " bytes without control characters"),
+	BAD_SESSION_TOKEN = PROBLEM("session_token", "must be at most " SIGV4_TEXT(SIGV4_MAX_SESSION_TOKEN)
+	                            " printable ASCII characters, no space"),
+	BAD_REGION = PROBLEM("region", "must be 1.." SIGV4_TEXT(SIGV4_MAX_REGION)
+	                     " printable ASCII characters, no space or '/'"),
+	BAD_SERVICE = PROBLEM("service", "must be 1.." SIGV4_TEXT(SIGV4_MAX_SERVICE)
+	                      " printable ASCII characters, no space or '/'"),
+	BAD_BUCKET = PROBLEM("bucket", "must be at most " SIGV4_TEXT(SIGV4_MAX_BUCKET)
+	                     " bytes of UTF-8 without '/' or control characters"),
+	REGION_NOT_LABEL = PROBLEM("region", "must be letters, digits and '-' when no endpoint is set"),
+	SERVICE_NOT_LABEL = PROBLEM("service", "must be letters, digits and '-' when no endpoint is set"),
+	REGION_TOO_LONG = PROBLEM("region", "too long for a host name"),
+	BUCKET_NOT_HOST = PROBLEM("bucket", "not usable in a host name (lowercase letters, digits, '-', '.'; "
+	                          "not on an IP address): use path style");
 
 /*
 ** "host", "host:port", "[v6]" or "[v6]:port" after the scheme, and at most a
@@ -58,7 +85,7 @@ int sigv4_parse_endpoint(struct sigv4_endpoint *e, struct sigv4_str a, const cha
 
 	memset(e, 0, sizeof *e);
 	if (why)
-		*why = ENDPOINT_RULE;
+		*why = BAD_ENDPOINT.message;
 	if (has_prefix(a, "https://"))
 		e->https = 1, default_port = "443", a.ptr += 8, a.len -= 8;
 	else if (has_prefix(a, "http://"))
@@ -141,47 +168,64 @@ static void copy(char *dst, size_t *dst_len, struct sigv4_str src)
 	*dst_len = src.len;
 }
 
-/* NULL when the credentials may be used, else why not. */
-static const char *credentials_problem(const struct sigv4_credentials *k)
+/* NULL when the credentials may be used, else what is refused. */
+static const struct problem *credentials_problem(const struct sigv4_credentials *k)
 {
 	if (!is_printable(k->access_key_id, SIGV4_MAX_ACCESS_KEY_ID, 1))
-		return "access_key_id: must be 1.." SIGV4_TEXT(SIGV4_MAX_ACCESS_KEY_ID) " printable ASCII characters, no space or '/'";
+		return &BAD_ACCESS_KEY_ID;
 	if (k->secret_key.len == 0 || k->secret_key.len > SIGV4_MAX_SECRET_KEY || has_control(k->secret_key))
-		return "secret_key: must be 1.." SIGV4_TEXT(SIGV4_MAX_SECRET_KEY) " bytes without control characters";
+		return &BAD_SECRET_KEY;
 	if (k->session_token.len && !is_printable(k->session_token, SIGV4_MAX_SESSION_TOKEN, 0))
-		return "session_token: must be at most " SIGV4_TEXT(SIGV4_MAX_SESSION_TOKEN) " printable ASCII characters, no space";
+		return &BAD_SESSION_TOKEN;
 	return NULL;
 }
 
-static const char *config_problem(const struct sigv4_config *c, struct sigv4_str service,
-                                  struct sigv4_endpoint *e)
+/* NULL when the configuration may be used, else what is refused; *e is its endpoint. */
+static const struct problem *config_problem(const struct sigv4_config *c, struct sigv4_str service,
+                                            struct sigv4_endpoint *e)
 {
-	const char *why = NULL;
 	if (!is_printable(c->region, SIGV4_MAX_REGION, 1))
-		return "region: must be 1.." SIGV4_TEXT(SIGV4_MAX_REGION) " printable ASCII characters, no space or '/'";
+		return &BAD_REGION;
 	if (!is_printable(service, SIGV4_MAX_SERVICE, 1))
-		return "service: must be 1.." SIGV4_TEXT(SIGV4_MAX_SERVICE) " printable ASCII characters, no space or '/'";
+		return &BAD_SERVICE;
 	if (c->bucket.len > SIGV4_MAX_BUCKET || (c->bucket.len && memchr(c->bucket.ptr, '/', c->bucket.len)) ||
 	    has_control(c->bucket) || !valid_utf8(c->bucket))
-		return "bucket: must be at most " SIGV4_TEXT(SIGV4_MAX_BUCKET) " bytes of UTF-8 without '/' or control characters";
+		return &BAD_BUCKET;
 	if (c->endpoint.len) {
-		if (sigv4_parse_endpoint(e, c->endpoint, &why) != SIGV4_OK)
-			return why;
+		if (sigv4_parse_endpoint(e, c->endpoint, NULL) != SIGV4_OK)
+			return &BAD_ENDPOINT;
 	} else {
 		/* the region and service become part of the host name: nothing else may slip in */
 		for (size_t i = 0; i < c->region.len; i++)
 			if (!is_label_char((unsigned char)c->region.ptr[i]))
-				return "region: must be letters, digits and '-' when no endpoint is set";
+				return &REGION_NOT_LABEL;
 		for (size_t i = 0; i < service.len; i++)
 			if (!is_label_char((unsigned char)service.ptr[i]))
-				return "service: must be letters, digits and '-' when no endpoint is set";
+				return &SERVICE_NOT_LABEL;
 		if (default_endpoint(e, service, c->region) != SIGV4_OK)
-			return "region: too long for a host name";
+			return &REGION_TOO_LONG;
 	}
 	if (c->bucket.len && !c->path_style && (!is_dns_safe(c->bucket) || e->ip_literal))
-		return "bucket: not usable in a host name (lowercase letters, digits, '-', '.'; "
-		       "not on an IP address): use path style";
+		return &BUCKET_NOT_HOST;
 	return NULL;
+}
+
+/* What sigv4_signer_init and sigv4_check refuse first: the configuration's, then the credentials'. */
+static const struct problem *first_problem(const struct sigv4_config *c, const struct sigv4_credentials *k,
+                                           struct sigv4_endpoint *e)
+{
+	const struct problem *p = config_problem(c, c->service.len ? c->service : LIT("s3"), e);
+	return p || !k ? p : credentials_problem(k);
+}
+
+int sigv4_check(const struct sigv4_config *c, const struct sigv4_credentials *k, const char **field,
+                const char **reason)
+{
+	struct sigv4_endpoint e;
+	const struct problem *p = first_problem(c, k, &e);
+	*field = p ? p->field : NULL;
+	*reason = p ? p->reason : NULL;
+	return p ? SIGV4_EINVAL : SIGV4_OK;
 }
 
 static void set_credentials(struct sigv4_signer *s, const struct sigv4_credentials *k)
@@ -202,13 +246,11 @@ int sigv4_signer_init(struct sigv4_signer *s, const struct sigv4_config *c, cons
 {
 	struct sigv4_str service = c->service.len ? c->service : LIT("s3");
 	struct sigv4_endpoint e;
-	const char *problem = config_problem(c, service, &e);
+	const struct problem *problem = first_problem(c, k, &e);
 
 	memset(s, 0, sizeof *s);
-	if (!problem)
-		problem = credentials_problem(k);
 	if (why)
-		*why = problem;
+		*why = problem ? problem->message : NULL;
 	if (problem)
 		return SIGV4_EINVAL;
 	if (sha256_open(&s->sha) != SIGV4_OK)
@@ -249,9 +291,9 @@ void sigv4_signer_wipe(struct sigv4_signer *s)
 
 int sigv4_signer_set_credentials(struct sigv4_signer *s, const struct sigv4_credentials *k, const char **why)
 {
-	const char *problem = credentials_problem(k);
+	const struct problem *problem = credentials_problem(k);
 	if (why)
-		*why = problem;
+		*why = problem ? problem->message : NULL;
 	if (problem)
 		return SIGV4_EINVAL;
 	set_credentials(s, k);

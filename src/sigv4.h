@@ -215,6 +215,14 @@ size_t sigv4_signer_size(void);
 int sigv4_signer_init(struct sigv4_signer *s, const struct sigv4_config *c, const struct sigv4_credentials *k,
                       const char **why);
 
+/*
+ * Check a configuration, and credentials unless k is NULL, as sigv4_signer_init
+ * does, without a signer: SIGV4_OK, or EINVAL with *field the name of the first
+ * field refused ("region", "endpoint", "secret_key" ...) and *reason why, both static.
+ */
+int sigv4_check(const struct sigv4_config *c, const struct sigv4_credentials *k, const char **field,
+                const char **reason);
+
 /* Free the signer's OpenSSL contexts and wipe its memory; init again before use. */
 void sigv4_signer_wipe(struct sigv4_signer *s);
 

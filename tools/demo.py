@@ -13,9 +13,8 @@ import os
 import signal
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import client  # noqa: E402
-import stack  # noqa: E402
+import client
+import stack
 
 DOMAIN, USER, PASSWORD = "example.test", "alice", "wonderland"
 

@@ -20,9 +20,8 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "s3"))
-import s3util  # noqa: E402  (lives beside the RGW scripts)
-import checks  # noqa: E402
+import s3util
+import checks
 
 def _command(variable, default):
     """A command from the environment; a relative path is taken from here, not the server's folder."""
@@ -79,7 +78,7 @@ class RGW:
                         checks.debian_package("radosgw (with ceph-mon, ceph-osd, ceph-common)"))
         self.dir = os.path.join(workdir, "rgw")
         env = dict(os.environ, RGW_BUCKET=bucket, RGW_STS="1" if sts else "")
-        subprocess.run([os.path.join(ROOT, "tests", "s3", "rgw-start"), self.dir], env=env, check=True,
+        subprocess.run([os.path.join(ROOT, "tools", "rgw", "start"), self.dir], env=env, check=True,
                        stdout=subprocess.DEVNULL, timeout=60)
         self.env = s3util.load_env(self.dir)
         self.s3 = s3util.S3(self.dir)
@@ -127,7 +126,7 @@ class RGW:
         self.admin("key", "rm", "--uid=test", "--key-type=s3", "--access-key=" + access)
 
     def stop(self):
-        subprocess.run([os.path.join(ROOT, "tests", "s3", "rgw-stop"), self.dir], check=False, timeout=60)
+        subprocess.run([os.path.join(ROOT, "tools", "rgw", "stop"), self.dir], check=False, timeout=60)
 
 
 class Prosody:

@@ -1,13 +1,18 @@
--- Reading and checking the module's options, once, at load time.
--- Pure Lua: options come in through a function, so busted can test every rule.
+-- Reading and checking the module's options, at load and at every reload.
+-- Pure Lua without I/O: options and the process's variables come in through
+-- functions, so busted can test every rule; credential files are read by the
+-- credential source (credentials.lib.lua), not here.
 --
---   local cfg, warnings = config.read(get, env)
+--   local cfg, warnings = config.read(get, env, present)
 --     get(name) -> the raw value of http_upload_s3_<name>, or nil
---     env.getenv(name), env.read_file(path) -> string | nil, err, env.parse_duration("5 minutes") -> 300
+--     env.getenv(name), env.parse_duration("5 minutes") -> 300 (Prosody 13)
+--     present: the names of the http_upload_s3_* options set, to point out unknown ones
 --   On a bad option, config.read raises { option = "http_upload_s3_<name>", problem = ... };
---   config.load(get) reads the process's environment and returns nil, "<option> <problem>" instead.
+--   config.load(get, env, present) returns nil, "<option> <problem>" instead.
+--   config.signer_options(cfg, creds) -> the s3sign.new{} table
+--   config.option_of(field) -> the option behind a field s3sign names
 -- What the signing library checks (endpoints, lengths, characters) it checks
--- for this file too, through s3sign.parse_endpoint and a trial s3sign.new.
+-- for this file too, through s3sign.parse_endpoint and s3sign.check.
 
 local jid = require "util.jid";
 local s3sign = require "s3sign";
@@ -204,19 +209,15 @@ local CREDENTIALS = {
 	{ option = "session_token", field = "session_token", env = "AWS_SESSION_TOKEN" },
 };
 
--- A credential from the config, a file, or the standard AWS environment
--- variable; and the file's path when it came from one.
+-- A credential from the config or the standard AWS environment variable, or
+-- the file it is in ({ path =, option = }, which the credential source reads).
 local function credential(get, env, name, env_name, warnings)
 	local literal = typed(get, name, "string");
 	local file = typed(get, name .. "_file", "string");
 	if literal and file then
 		refuse(name, "and %s%s_file are both set; keep one", PREFIX, name);
 	elseif file then
-		local content, err = env.read_file(file);
-		if not content then
-			refuse(name .. "_file", "cannot be read: %s", tostring(err));
-		end
-		return (content:gsub("%s+$", "")), file;
+		return nil, { path = file, option = name .. "_file" };
 	elseif literal then
 		if name == "secret_key" then
 			table.insert(warnings, PREFIX .. "secret_key is written in the config file; "
@@ -227,9 +228,6 @@ local function credential(get, env, name, env_name, warnings)
 	local from_env = env.getenv(env_name);
 	return from_env ~= "" and from_env or nil;
 end
-
--- Stands in for credentials that are still to be fetched, in the trial signer.
-local PENDING = { access_key_id = "AKIDPENDING", secret_key = "pending" };
 
 -- The s3sign.new{} table for a checked configuration and a set of credentials.
 local function signer_options(cfg, creds)
@@ -246,11 +244,15 @@ local function signer_options(cfg, creds)
 	};
 end
 
--- The option behind each field that s3sign.new names in a refusal.
+-- The option behind each field that s3sign names in a refusal.
 local SIGNER_FIELDS = {
 	region = "region", bucket = "bucket", endpoint = "endpoint", put_expires = "expires", get_url = "get_url",
 };
 for _, c in ipairs(CREDENTIALS) do SIGNER_FIELDS[c.field] = c.option; end
+
+local function option_of(field)
+	return PREFIX .. (SIGNER_FIELDS[field] or field);
+end
 
 -- XEP-0363 upload purposes. message is always on, with the options above;
 -- each other one, when listed in http_upload_s3_purposes, takes its own
@@ -379,12 +381,12 @@ local function read_credentials(get, env, warnings)
 	local c = { files = {}, static = {} };
 	c.source = typed(get, "credentials", "string", "static");
 	if c.source == "static" then
-		for _, o in ipairs(CREDENTIALS) do   -- files by field: credentials.lib.lua reads them again
+		for _, o in ipairs(CREDENTIALS) do
 			c.static[o.field], c.files[o.field] = credential(get, env, o.option, o.env, warnings);
 		end
-		if not c.static.access_key_id then
+		if not (c.static.access_key_id or c.files.access_key_id) then
 			refuse("access_id", "is required (or %saccess_id_file, or AWS_ACCESS_KEY_ID)", PREFIX);
-		elseif not c.static.secret_key then
+		elseif not (c.static.secret_key or c.files.secret_key) then
 			refuse("secret_key", "is required (or %ssecret_key_file, or AWS_SECRET_ACCESS_KEY)", PREFIX);
 		end
 		c.description = next(c.files) and "the credential files" or "the options or the AWS_* variables";
@@ -586,37 +588,23 @@ local function read(get, env, present)
 
 	cfg.purposes, cfg.purpose_list = read_purposes(get, env, cfg, warnings);
 
-	-- what only the library can tell: lengths and characters of credentials, region, bucket
-	local static = cfg.credentials.source == "static" and not cfg.credentials.role;
-	local trial, problem = s3sign.new(signer_options(cfg, static and cfg.credentials.static or PENDING));
-	if not trial then
-		local field, why = problem:match("^([%w_]+): (.*)$");
-		refuse(SIGNER_FIELDS[field] or "access_id", "%s", why or problem);
+	-- what only the library can tell: lengths and characters of region, bucket, endpoint, and of
+	-- credentials written in the options (those in files are checked by the source that reads them)
+	local c = cfg.credentials;
+	local static = c.source == "static" and not c.role and not next(c.files);
+	local ok, field, reason = s3sign.check(signer_options(cfg, static and c.static or {}));
+	if not ok then
+		refuse(SIGNER_FIELDS[field] or field, "%s", reason);
 	end
-	trial:close();
 	for _, warning in ipairs(unknown_options(present or {}, asked)) do
 		table.insert(warnings, warning);
 	end
 	return cfg, warnings;
 end
 
--- The environment of the Prosody process: its variables and files.
-local function read_file(path)
-	local f, err = io.open(path);
-	if not f then return nil, err; end
-	local content = f:read("a");
-	f:close();
-	return content;
-end
-local process_env = {
-	getenv = os.getenv,
-	read_file = read_file,
-	parse_duration = require "util.human.io".parse_duration, -- nil before Prosody 13
-};
-
 -- read(), with the refusal as one line: cfg, warnings | nil, "http_upload_s3_x problem"
 local function load(get, env, present)
-	local ok, cfg, warnings = pcall(read, get, env or process_env, present);
+	local ok, cfg, warnings = pcall(read, get, env, present);
 	if not ok then
 		return nil, type(cfg) == "table" and (cfg.option .. " " .. cfg.problem) or tostring(cfg);
 	end
@@ -628,5 +616,5 @@ return {
 	load = load;
 	options_set = options_set;
 	signer_options = signer_options;
-	process_env = process_env;
+	option_of = option_of;
 };

@@ -1,26 +1,24 @@
 -- Where the signer's credentials come from, and when they are fetched again.
 --
 -- A source gives the base credentials (cfg.credentials.source):
---   static     the options, their *_file files (read again when they change,
+--   static     the options, their *_file files (read here, again when they change,
 --              and applied together once they have stopped changing), or the
 --              standard AWS_* environment variables
 --   instance   EC2 instance metadata (IMDSv2: a session token by PUT, then the role's credentials)
 --   container  the ECS / EKS Pod Identity credentials endpoint
 -- and an STS AssumeRole (cfg.credentials.role) may turn them into a role's.
 --
--- Nothing here waits or reads a clock: requests go through env.http (Prosody's
--- net.http in the module, LuaSocket in prosodyctl) and time through the `now`
--- each call is given, so busted drives it all with fakes.
+-- Nothing here reads a clock: time comes in as the `now` each call is given.
+-- Requests go through env.http (environment.lib.lua), which waits inside
+-- Prosody (so start and tick run in a util.async runner there) and blocks in
+-- prosodyctl; busted drives it all with fakes.
 --
 --   local chain = credentials.new(cfg, env)
---     env.http(request, callback)  request = { method, url, headers, body }; callback(response | nil, err),
---                                  response = { status, body }
---     env.read_file(path) -> string | nil, err
---     env.s3sign                   the signing library, for the AssumeRole request
---   chain:start(now, on_credentials)   on_credentials(creds, source) with every new set
+--   chain:start(now, on_credentials, on_failure)   on_credentials(creds, source) with every new set,
+--                                                  on_failure(problem, failures) with every failed fetch
 --   chain:tick(now)                    from a timer: files, refreshes, retries
 --   chain:usable(now) -> bool          the current set exists and has not expired
---   chain.current, chain.source, chain.expires_at, chain.refreshes, chain.failures, chain.problem
+--   chain:status() -> { source =, expires_at =, problem = }
 --
 -- creds: { access_key_id, secret_key, session_token, expiration = unix seconds | nil }
 
@@ -28,12 +26,16 @@ local json = require "util.json";
 local xml = require "util.xml";
 local datetime = require "util.datetime";
 local hashes = require "util.hashes";
+local s3sign = require "s3sign";
+local s3 = module:require "s3";
 
 local IMDS_TOKEN_TTL = 21600;          -- seconds; the session token is asked for again with every refresh
 local RETRY_FIRST, RETRY_MAX = 5, 300; -- seconds between failed refreshes, doubling...
 local RETRY_EXPIRED = 15;              -- ...but no longer than this while no usable set is left
 
 local M = {};
+
+local FIELDS = { "access_key_id", "secret_key", "session_token" };
 
 ---- responses, as the services send them -----------------------------------------
 
@@ -87,7 +89,7 @@ function M.parse_json_credentials(body)
 end
 
 -- The form body of an AssumeRole request (RGW takes it only as a header-signed POST).
-function M.assume_role_body(role, s3sign)
+function M.assume_role_body(role)
 	local fields = { { "Action", "AssumeRole" }, { "Version", "2011-06-15" }, { "RoleArn", role.arn },
 		{ "RoleSessionName", role.session_name }, { "DurationSeconds", tostring(role.duration) } };
 	if role.external_id then
@@ -128,25 +130,29 @@ function M.new(cfg, env)
 	}, chain);
 end
 
--- A secret or token file's content, without the newline editors leave; nil and why not.
-local function read_trimmed(env, path)
+-- A secret or token file's content, without the newline editors leave; nil and why not, naming
+-- what pointed at the file.
+local function read_trimmed(env, path, named_by)
 	local content, err = env.read_file(path);
 	if not content then
-		return nil, ("%s cannot be read: %s"):format(path, tostring(err));
+		return nil, ("%s cannot be read: %s"):format(named_by, tostring(err));
 	end
 	return (content:gsub("%s+$", ""));
 end
 
--- A set from the options and their files, as config.lib.lua read them, with the files read again.
+-- A set from the options and the variables, as config.lib.lua found them, and the files, read now.
 function chain:static_set()
 	local set = {};
 	for field, value in pairs(self.cfg.static) do set[field] = value; end
-	for field, path in pairs(self.cfg.files) do
-		local content, problem = read_trimmed(self.env, path);
-		if not content then
-			return nil, problem;
+	for _, field in ipairs(FIELDS) do   -- in this order, so that a failure names the same file every time
+		local file = self.cfg.files[field];
+		if file then
+			local content, problem = read_trimmed(self.env, file.path, "http_upload_s3_" .. file.option);
+			if not content then
+				return nil, problem;
+			end
+			set[field] = content;
 		end
-		set[field] = content;
 	end
 	return set;
 end
@@ -156,151 +162,132 @@ end
 -- which access key ids always have. Read from the timer, never for a slot.
 function chain:files_digest()
 	local parts = {};
-	for field, path in pairs(self.cfg.files) do
-		local content = self.env.read_file(path);
+	for field, file in pairs(self.cfg.files) do
+		local content = self.env.read_file(file.path);
 		table.insert(parts, field .. "=" .. (content and hashes.sha256(content, true) or "unreadable"));
 	end
 	table.sort(parts);
 	return table.concat(parts, ";");
 end
 
-function chain:deliver(creds, now)
-	self.current, self.expires_at = creds, creds.expiration;
-	self.refresh_due = M.refresh_at(creds, now);
-	self.retry_due, self.failures, self.problem, self.fetching = nil, 0, nil, false;
-	self.refreshes = self.refreshes + 1;
-	self.on_credentials(creds, self.source);
-end
-
-function chain:fail(problem, now)
-	self.fetching = false;
-	self.failures = self.failures + 1;
-	self.problem = problem;
-	self.retry_due = now + M.retry_delay(self.failures, not self:usable(now));
-	if self.on_failure then
-		self.on_failure(problem, self.failures);
+-- One request; its answer when it is a 2xx, else nil and a problem naming the step.
+function chain:get(step, req)
+	local response, err = self.env.http(req);
+	if not response then
+		return nil, ("%s: %s"):format(step, tostring(err));
+	elseif response.status < 200 or response.status >= 300 then
+		local e = s3.parse_error(response.body) or {};
+		return nil, ("%s: HTTP %d %s"):format(step, response.status, e.code or "");
 	end
+	return response;
 end
 
--- One request, then `andthen(response)` for a 2xx answer, else a failure naming the step.
-function chain:request(step, req, now, andthen)
-	self.env.http(req, function (response, err)
-		if not response then
-			return self:fail(("%s: %s"):format(step, tostring(err)), now);
-		elseif response.status < 200 or response.status >= 300 then
-			local code = (response.body or ""):match("<Code>(.-)</Code>") or "";
-			return self:fail(("%s: HTTP %d %s"):format(step, response.status, code), now);
-		end
-		andthen(response);
-	end);
-end
-
--- The set in an answer, or nil after failing the fetch. One that has already
--- expired (a stale cache upstream, a clock that is off) fails too: delivered, it
--- would sign nothing, replace a working set on reload, and be fetched every tick.
-function chain:credentials_in(step, parse, response, now)
-	local creds, problem = parse(response.body);
+-- The set a request answers with, read by parse; nil and why not. One that has
+-- already expired (a stale cache upstream, a clock that is off) is refused too:
+-- delivered, it would sign nothing, replace a working set on reload, and be
+-- fetched again at every tick.
+function chain:get_set(step, req, parse, now)
+	local response, problem = self:get(step, req);
+	if not response then
+		return nil, problem;
+	end
+	local creds;
+	creds, problem = parse(response.body);
 	if creds and creds.expiration <= now then
-		creds, problem = nil, "the set has already expired (at " .. datetime.datetime(creds.expiration) .. ")";
+		creds, problem = nil, ("the set has already expired (at %s)"):format(datetime.datetime(creds.expiration));
 	end
 	if not creds then
-		self:fail(step .. ": " .. problem, now);
+		return nil, step .. ": " .. problem;
 	end
 	return creds;
 end
 
--- AssumeRole with the base set: the role's set, or a failure.
+-- AssumeRole with the base set: the role's set, or nil and why not.
 function chain:assume_role(base, now)
 	local role = self.cfg.role;
-	local sts = self.sts;
 	local ok, why;
-	if not sts then
-		sts, why = self.env.s3sign.new({ access_key_id = base.access_key_id, secret_key = base.secret_key,
+	if not self.sts then
+		self.sts, why = s3sign.new({ access_key_id = base.access_key_id, secret_key = base.secret_key,
 			session_token = base.session_token, region = role.region, service = "sts", endpoint = role.endpoint });
-		self.sts = sts;
-		ok = sts ~= nil;
+		ok = self.sts ~= nil;
 	else
-		ok, why = sts:set_credentials(base);
+		ok, why = self.sts:set_credentials(base);
 	end
 	if not ok then
-		return self:fail("AssumeRole: the base credentials are not usable: " .. tostring(why), now);
+		return nil, "AssumeRole: the base credentials are not usable: " .. tostring(why);
 	end
-	local body = M.assume_role_body(role, self.env.s3sign);
-	local content_type = "application/x-www-form-urlencoded; charset=utf-8";
-	local url, headers = sts:authorize("POST", "", { now = now, body = body, headers = { ["Content-Type"] = content_type } });
-	headers["Content-Type"], headers["Content-Length"] = content_type, tostring(#body);
-	self:request("AssumeRole", { method = "POST", url = url, headers = headers, body = body }, now, function (response)
-		local creds = self:credentials_in("AssumeRole", M.parse_assume_role, response, now);
-		if creds then
-			self:deliver(creds, now);
-		end
-	end);
-end
-
--- The base set is here: use it, or assume the role with it.
-function chain:with_base(base, now)
-	if self.cfg.role then
-		return self:assume_role(base, now);
-	end
-	self:deliver(base, now);
+	local body = M.assume_role_body(role);
+	local url, headers = s3.new(self.sts, self.env.http):sign("POST", "", { body = body,
+		headers = { ["Content-Type"] = "application/x-www-form-urlencoded; charset=utf-8" } });
+	return self:get_set("AssumeRole", { method = "POST", url = url, headers = headers, body = body },
+		M.parse_assume_role, now);
 end
 
 function chain:fetch_instance(now)
 	local endpoint = self.cfg.instance_endpoint;
 	local path = "/latest/meta-data/iam/security-credentials/";
-	self:request("instance metadata token", { method = "PUT", url = endpoint .. "/latest/api/token",
-		headers = { ["X-aws-ec2-metadata-token-ttl-seconds"] = tostring(IMDS_TOKEN_TTL) } }, now, function (token)
-		local headers = { ["X-aws-ec2-metadata-token"] = token.body };
-		self:request("instance role", { method = "GET", url = endpoint .. path, headers = headers }, now, function (names)
-			local role = names.body:match("^%s*([^%s]+)");
-			if not role then
-				return self:fail("instance role: the instance has no IAM role", now);
-			end
-			self:request("instance credentials", { method = "GET", url = endpoint .. path .. role, headers = headers },
-				now, function (response)
-					local creds = self:credentials_in("instance credentials", M.parse_json_credentials, response, now);
-					if creds then
-						self:with_base(creds, now);
-					end
-				end);
-		end);
-	end);
+	local token, problem = self:get("instance metadata token", { method = "PUT", url = endpoint .. "/latest/api/token",
+		headers = { ["X-aws-ec2-metadata-token-ttl-seconds"] = tostring(IMDS_TOKEN_TTL) } });
+	if not token then
+		return nil, problem;
+	end
+	local headers = { ["X-aws-ec2-metadata-token"] = token.body };
+	local names;
+	names, problem = self:get("instance role", { method = "GET", url = endpoint .. path, headers = headers });
+	if not names then
+		return nil, problem;
+	end
+	local role = names.body:match("^%s*([^%s]+)");
+	if not role then
+		return nil, "instance role: the instance has no IAM role";
+	end
+	return self:get_set("instance credentials", { method = "GET", url = endpoint .. path .. role, headers = headers },
+		M.parse_json_credentials, now);
 end
 
 function chain:fetch_container(now)
 	local c = self.cfg.container;
-	local headers = {};
-	local token = c.token;
+	local token, problem = c.token;
 	if c.token_file then
-		local problem;
-		token, problem = read_trimmed(self.env, c.token_file);
+		token, problem = read_trimmed(self.env, c.token_file, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE " .. c.token_file);
 		if not token then
-			return self:fail("container credentials: " .. problem, now);
+			return nil, "container credentials: " .. problem;
 		end
 	end
-	headers.Authorization = token;
-	self:request("container credentials", { method = "GET", url = c.uri, headers = headers }, now, function (response)
-		local creds = self:credentials_in("container credentials", M.parse_json_credentials, response, now);
-		if creds then
-			self:with_base(creds, now);
-		end
-	end);
+	return self:get_set("container credentials", { method = "GET", url = c.uri, headers = { Authorization = token } },
+		M.parse_json_credentials, now);
 end
 
--- Fetch a new set from the source, now.
+local FETCH = { static = chain.static_set, instance = chain.fetch_instance, container = chain.fetch_container };
+
+-- A set from the source, and the role's on top of it; nil and why not.
+function chain:fetch(now)
+	local creds, problem = FETCH[self.cfg.source](self, now);
+	if creds and self.cfg.role then
+		creds, problem = self:assume_role(creds, now);
+	end
+	return creds, problem;
+end
+
+-- Fetch a new set now, and hand it on or count the failure.
 function chain:refresh(now)
 	self.fetching = true;
-	local source = self.cfg.source;
-	if source == "instance" then
-		return self:fetch_instance(now);
-	elseif source == "container" then
-		return self:fetch_container(now);
+	local creds, problem = self:fetch(now);
+	self.fetching = false;
+	if not creds then
+		self.failures = self.failures + 1;
+		self.problem = problem;
+		self.retry_due = now + M.retry_delay(self.failures, not self:usable(now));
+		if self.on_failure then
+			self.on_failure(problem, self.failures);
+		end
+		return;
 	end
-	local base, problem = self:static_set();
-	if not base then
-		return self:fail(problem, now);
-	end
-	self:with_base(base, now);
+	self.current, self.expires_at = creds, creds.expiration;
+	self.refresh_due = M.refresh_at(creds, now);
+	self.retry_due, self.failures, self.problem = nil, 0, nil;
+	self.refreshes = self.refreshes + 1;
+	self.on_credentials(creds, self.source);
 end
 
 function chain:start(now, on_credentials, on_failure)
@@ -332,6 +319,10 @@ end
 
 function chain:usable(now)
 	return self.current ~= nil and (not self.expires_at or now < self.expires_at);
+end
+
+function chain:status()
+	return { source = self.source, expires_at = self.expires_at, problem = self.problem };
 end
 
 return M;

@@ -1,5 +1,12 @@
 -- XEP-0363 slot requests: parsing, strict field checks and replies.
 -- Pure functions of their arguments, so busted can test them without a server.
+--
+--   request.parse(<request/>) -> { filename, size, content_type, purpose, expire_before, malformed }
+--     (the texts as sent; purpose "message" when none is given; malformed: why the request
+--     cannot be read, a field or a purpose given twice)
+--   request.check_filename(name) -> nil | why, request.parse_size(text) -> size | nil, "format" | "too-large",
+--   request.check_content_type(type) -> nil | why
+--   request.slot_reply(stanza, ns, put_url, get_url) -> the result stanza
 
 local st = require "util.stanza";
 
@@ -22,9 +29,8 @@ local function only_child_text(request, name)
 	return found and found:get_text();
 end
 
--- The <request/> of an iq, read the way its namespace spells it:
--- filename, size, content type, or nil and why not (a field given twice).
-local function parse(request)
+-- The fields as its namespace spells them: attributes for :0, elements (each at most once) for the legacy one.
+local function fields_of(request)
 	if request.attr.xmlns == NS then
 		return request.attr.filename, request.attr.size, request.attr["content-type"];
 	end
@@ -39,22 +45,34 @@ local function parse(request)
 	return fields[1], fields[2], fields[3];
 end
 
--- The upload purpose (XEP-0363 1.2): its name ("message" when none is
--- given) and, for ephemeral, the expire-before text; or nil and why not.
-local function parse_purpose(request)
+-- The upload purpose (XEP-0363 1.2): its element, or nil and whether there were several.
+local function purpose_of(request)
 	local purpose;
 	for _, child in ipairs(request.tags) do   -- most requests have no child: no iterator to make
 		if child.attr.xmlns == NS_PURPOSE then
 			if purpose then
-				return nil, "Request has more than one upload purpose";
+				return nil, true;
 			end
 			purpose = child;
 		end
 	end
-	if not purpose then
-		return "message";
+	return purpose;
+end
+
+local function parse(request)
+	local filename, size, content_type, malformed = fields_of(request);
+	if malformed then
+		return { malformed = malformed };
 	end
-	return purpose.name, purpose.attr["expire-before"];
+	local purpose, several = purpose_of(request);
+	if several then
+		return { malformed = "Request has more than one upload purpose" };
+	end
+	return {
+		filename = filename, size = size, content_type = content_type,
+		purpose = purpose and purpose.name or "message",
+		expire_before = purpose and purpose.attr["expire-before"],
+	};
 end
 
 -- Code points that make a name display differently from what it is:
@@ -158,7 +176,6 @@ return {
 	NS_LEGACY = NS_LEGACY;
 	NS_PURPOSE = NS_PURPOSE;
 	parse = parse;
-	parse_purpose = parse_purpose;
 	check_filename = check_filename;
 	parse_size = parse_size;
 	check_content_type = check_content_type;

@@ -9,6 +9,7 @@
 --   r:quota_left(uploader, purpose, size, now) -> true | false, retry_at
 --   r:charge(uploader, purpose, size, now)
 --   r:save(now) -> { { uploader, error }... }   -- write-behind of the quota
+--   r:state(), r:restore(state)                 -- what counts so far, across a module reload
 --   r:upload_type(content_type) -> the type the upload is judged and signed as, or nil
 --   r:download_options(get_expires, filename, content_type) -> slot options of a presigned GET
 --   rules.bare_type(content_type), rules.type_matches(set, content_type), rules.is_active_type(content_type)
@@ -147,6 +148,16 @@ function rules:charge(uploader, purpose, size, now)
 	local f = field(purpose);
 	u[f] = (u[f] or 0) + size;
 	u.dirty = true;
+end
+
+-- What has been counted (rate and quota), for the rules of the next configuration or module load.
+function rules:state()
+	return { usage = self.usage, buckets = self.buckets };
+end
+
+function rules:restore(state)
+	self.usage = state.usage or self.usage;
+	self.buckets = state.buckets or self.buckets;
 end
 
 -- Written behind, every few seconds and on unload, so that a burst of slots

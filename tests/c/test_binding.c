@@ -22,7 +22,7 @@ int luaopen_s3sign(lua_State *L);
 static const char setup[] =
 	"local s3sign = require 's3sign'\n"
 	"signer = assert(s3sign.new{ access_key_id = 'AKIAIOSFODNN7EXAMPLE', secret_key = '" SECRET "',\n"
-	"  session_token = '" TOKEN "', region = 'eu-west-2', bucket = 'the-best-bucket' })\n";
+	"  session_token = '" TOKEN "', region = 'eu-west-2', bucket = 'the-best-bucket', put_expires = 300 })\n";
 
 static const char loop[] =
 	"local n = ...\n"

@@ -26,11 +26,10 @@ import time
 import urllib.parse
 import zlib
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
-import client  # noqa: E402
-import stack  # noqa: E402
-from checks import check, debian_package, program, requires, summary  # noqa: E402
-from client import http_request, object_key  # noqa: E402
+import client
+import stack
+from checks import check, debian_package, program, requires, summary
+from client import http_request, object_key
 
 HOST, COMPONENT = "example.test", "upload.example.test"
 ALICE, BOB = "alice@" + HOST, "bob@" + HOST

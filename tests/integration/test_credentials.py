@@ -31,11 +31,10 @@ import urllib.parse
 
 import botocore.session
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
-import client  # noqa: E402
-import stack  # noqa: E402
-from checks import check, refused, summary, wait_until  # noqa: E402
-from client import SlotError, http_request  # noqa: E402
+import client
+import stack
+from checks import check, refused, summary, wait_until
+from client import SlotError, http_request
 
 DOMAIN = "main.test"
 PASSWORD = "rotating"

@@ -18,15 +18,13 @@ double cannot hold). Configurations, all on the one bucket:
   lookalike  chat-example.test and chatexample.test, whose old Sids were the same
 """
 import json
-import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
-import client  # noqa: E402
-import stack  # noqa: E402
-from checks import check, refused, summary, wait_until  # noqa: E402
-from client import NS, NS_LEGACY, http_request, object_key  # noqa: E402
+import client
+import stack
+from checks import check, refused, summary, wait_until
+from client import NS, NS_LEGACY, http_request, object_key
 
 PASSWORD = "not to be trusted"
 PAYROLL_KEY, PAYROLL = "private/payroll.csv", b"name,salary\nalice,1000000\n"

@@ -17,11 +17,10 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
-import client  # noqa: E402
-import stack  # noqa: E402
-from checks import check, debian_package, program, requires, summary  # noqa: E402
-from client import http_request  # noqa: E402
+import client
+import stack
+from checks import check, debian_package, program, requires, summary
+from client import http_request
 
 PASSWORD = "packaged"
 LUAROCKS = os.environ.get("LUAROCKS", "luarocks-5.4")

@@ -10,9 +10,8 @@ import glob
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
-import stack  # noqa: E402
-from checks import check, summary  # noqa: E402
+import stack
+from checks import check, summary
 
 # the secrets of the module configs written by the tests that use no S3 server
 FIXED_SECRETS = ["not-a-real-secret"]

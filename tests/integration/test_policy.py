@@ -21,13 +21,12 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
-import client  # noqa: E402
-import stack  # noqa: E402
-from checks import check, refused, summary  # noqa: E402
-from client import NS, NS_LEGACY, SlotError, http_request  # noqa: E402
-from slixmpp.xmlstream.handler import Callback  # noqa: E402
-from slixmpp.xmlstream.matcher import MatchXPath  # noqa: E402
+import client
+import stack
+from checks import check, refused, summary
+from client import NS, NS_LEGACY, SlotError, http_request
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PASSWORD = "correct horse"

@@ -8,14 +8,12 @@ Each VirtualHost of one config is a scenario; check goes through all of them
 and must name the layer that fails for each. (DNS failures are not provoked:
 that would send queries off the machine.)
 """
-import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
-import client  # noqa: E402
-import stack  # noqa: E402
-from checks import check, summary  # noqa: E402
+import client
+import stack
+from checks import check, summary
 
 STUB_TOKEN = "IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN"
 
@@ -144,6 +142,19 @@ def main():
             put_status = client.http_request("PUT", lines["PUT"], b"hello world", {"Content-Type": "application/pdf"})[0]
             check("the printed PUT URL works", put_status == 200, put_status)
             check("the printed GET URL works", client.http_request("GET", lines["GET"])[1] == b"hello world")
+        # presign gives the slot a client would get: a presigned GET of an HTML file is a download
+        presigned = session.prosody({"presigned.test": scenarios["presigned.test"]}, start=False)
+        status, out = presigned.prosodyctl("mod_http_upload_s3", "presign", "page.html", "5", "text/html")
+        lines = dict(line.split(": ", 1) for line in out.splitlines() if line.startswith(("PUT: ", "GET: ")))
+        check("presign: the GET options a client's slot has", status == 0 and "GET" in lines
+              and "response-content-disposition=attachment" in lines["GET"]
+              and "response-content-type=application%2Foctet-stream" in lines["GET"], out)
+        if status == 0 and "GET" in lines:
+            client.http_request("PUT", lines["PUT"], b"<b/>x", {"Content-Type": "text/html"})
+            _, _, headers = client.http_request("GET", lines["GET"])
+            check("presign: ... and S3 serves it so", headers.get("Content-Disposition", "").startswith("attachment")
+                  and headers.get("Content-Type") == "application/octet-stream", headers)
+
         settings = session.http_server(StubBucketSettings)
         partial = session.prosody({"partial.test": options(endpoint="http://127.0.0.1:%d" % settings.server_port)},
                                   start=False)

@@ -4,23 +4,21 @@
 
   /usr/bin/python3 tests/integration/test_purposes.py
 
-RGW runs with `rgw lc debug interval = 10` (tests/s3/rgw-start): one lifecycle
+RGW runs with `rgw lc debug interval = 10` (tools/rgw/start): one lifecycle
 "day" lasts 10 seconds, so a rule that expires files after a day removes them
 some 20 to 40 seconds after the upload. Every file is uploaded through a slot
 the module handed out to a real XMPP client; every wait is bounded.
 """
 import datetime
 import json
-import os
 import sys
 import time
 import xml.etree.ElementTree as ET
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
-import client  # noqa: E402
-import stack  # noqa: E402
-from checks import check, refused, summary  # noqa: E402
-from client import NS, NS_LEGACY, http_request, object_key  # noqa: E402
+import client
+import stack
+from checks import check, refused, summary
+from client import NS, NS_LEGACY, http_request, object_key
 
 NS_PURPOSE = "urn:xmpp:http:upload:purpose:0"
 HOST, PLAIN = "example.test", "plain.test"

@@ -17,11 +17,10 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
-import client  # noqa: E402
-import stack  # noqa: E402
-from checks import check, debian_package, lua_module, refused, requires, summary  # noqa: E402
-from client import SlotError  # noqa: E402
+import client
+import stack
+from checks import check, debian_package, lua_module, refused, requires, summary
+from client import SlotError
 
 PASSWORD = "over the wire"
 class NxdomainServer:

@@ -15,10 +15,9 @@ import sqlite3
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
-import client  # noqa: E402
-import stack  # noqa: E402
-from checks import check, debian_package, lua_module, refused, requires, summary, wait_until  # noqa: E402
+import client
+import stack
+from checks import check, debian_package, lua_module, refused, requires, summary, wait_until
 
 HOST = "example.test"
 PASSWORD = "in the database"

@@ -15,11 +15,10 @@ import time
 import unicodedata
 import xml.etree.ElementTree as ET
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
-import client  # noqa: E402
-import stack  # noqa: E402
-from checks import check, refused, summary  # noqa: E402
-from client import NS, NS_LEGACY, http_request, object_key  # noqa: E402
+import client
+import stack
+from checks import check, refused, summary
+from client import NS, NS_LEGACY, http_request, object_key
 
 HOST, COMPONENT, SHORT = "example.test", "upload.example.test", "short.example.test"
 PREFIX = "http_uploads"

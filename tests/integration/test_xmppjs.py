@@ -25,10 +25,9 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import stack  # noqa: E402
-from checks import check, summary  # noqa: E402
-from client import object_key  # noqa: E402
+import stack
+from checks import check, summary
+from client import object_key
 
 HOST, COMPONENT = "example.test", "upload.example.test"
 FOLDERS = {HOST: "http_uploads", COMPONENT: "component_uploads"}   # hosts sharing a bucket: folders of their own

@@ -1,7 +1,7 @@
 -- The bucket's documents (lua/mod_http_upload_s3/bucket.lib.lua): what setup
 -- writes, what check compares, and what docs/admin.md shows.
-local config = dofile("lua/mod_http_upload_s3/config.lib.lua");
-local bucket = dofile("lua/mod_http_upload_s3/bucket.lib.lua");
+local config = module:require "config";
+local bucket = module:require "bucket";
 local HOST = "upload.example.org";
 local json = require "util.json";
 local xml = require "util.xml";

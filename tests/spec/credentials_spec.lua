@@ -1,7 +1,6 @@
 -- Where credentials come from and when they are fetched again
 -- (lua/mod_http_upload_s3/credentials.lib.lua), driven by a fake HTTP client and clock.
-local s3sign = require "s3sign";
-local credentials = dofile("lua/mod_http_upload_s3/credentials.lib.lua");
+local credentials = module:require "credentials";
 
 local T0 = 1764650000;
 local function stamp(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", t); end
@@ -18,12 +17,12 @@ local function json_answer(id, expires)
 		:format(id, id, id, stamp(expires));
 end
 
--- An HTTP client that answers from a script and records the requests.
+-- An HTTP client (as env.http) that answers from a script and records the requests.
 local function fake_http(answer)
 	local log = {};
-	return function (req, callback)
+	return function (req)
 		table.insert(log, req);
-		callback(answer(req, #log));
+		return answer(req, #log);
 	end, log;
 end
 
@@ -31,7 +30,7 @@ end
 local function chain_for(c, http, files)
 	files = files or {};
 	local env = {
-		http = http, s3sign = s3sign,
+		http = http,
 		read_file = function (path)
 			if not files[path] then return nil, "No such file"; end
 			return files[path];
@@ -61,7 +60,7 @@ describe("responses", function ()
 		assert.equal("Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fr"
 			.. "&RoleSessionName=s&DurationSeconds=900&ExternalId=x%20y",
 			credentials.assume_role_body({ arn = "arn:aws:iam::1:role/r", session_name = "s", duration = 900,
-				external_id = "x y" }, s3sign));
+				external_id = "x y" }));
 		assert.equal(T0 + 1800, credentials.refresh_at({ expiration = T0 + 3600 }, T0));
 		assert.equal(T0 + 5400, credentials.refresh_at({ expiration = T0 + 7200 }, T0 + 3600));
 		assert.is_nil(credentials.refresh_at({}, T0));
@@ -85,7 +84,8 @@ describe("a static source", function ()
 		local files = { ["/id"] = "OLDID\n", ["/secret"] = "old" };
 		local http = fake_http(function () end);
 		local chain, got = chain_for({ source = "static", static = {}, description = "the credential files",
-			files = { access_key_id = "/id", secret_key = "/secret" } }, http, files);
+			files = { access_key_id = { path = "/id", option = "access_id_file" },
+				secret_key = { path = "/secret", option = "secret_key_file" } } }, http, files);
 		assert.same({ access_key_id = "OLDID", secret_key = "old" }, got[1]);
 		files["/id"] = "NEWID"; -- the secret is not written yet
 		chain:tick(T0 + 2);
@@ -103,7 +103,8 @@ describe("a static source", function ()
 		-- one-second modification times and sizes cannot tell these files apart: their content can
 		local files = { ["/id"] = "AKIDOLD000000000001\n", ["/secret"] = "old-secret-0000000001\n" };
 		local chain, got = chain_for({ source = "static", static = {}, description = "the credential files",
-			files = { access_key_id = "/id", secret_key = "/secret" } }, fake_http(function () end), files);
+			files = { access_key_id = { path = "/id", option = "access_id_file" },
+				secret_key = { path = "/secret", option = "secret_key_file" } } }, fake_http(function () end), files);
 		files["/id"], files["/secret"] = "AKIDNEW000000000002\n", "new-secret-0000000002\n"; -- both at once
 		chain:tick(T0 + 2);
 		assert.equal(1, #got); -- changed since the last look: a second file may still be coming
@@ -212,7 +213,15 @@ describe("instance metadata and the container endpoint", function ()
 		local _, none, problems = chain_for({ source = "container", files = {}, static = {},
 			container = { uri = "http://127.0.0.1:1339/creds", token_file = "/missing" } }, http);
 		assert.same({}, none);
-		assert.matches("/missing cannot be read", problems[1], 1, true);
+		assert.matches("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE /missing cannot be read", problems[1], 1, true);
+	end);
+
+	it("names the option of a credential file that cannot be read", function ()
+		local _, got, problems = chain_for({ source = "static", static = { access_key_id = "AKID" },
+			files = { secret_key = { path = "/run/secrets/s3", option = "secret_key_file" } } },
+			fake_http(function () end), {});
+		assert.same({}, got);
+		assert.matches("^http_upload_s3_secret_key_file cannot be read: No such file", problems[1]);
 	end);
 
 	it("takes a set that has already expired for a failure: backs off, then delivers a good one", function ()

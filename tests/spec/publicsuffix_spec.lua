@@ -1,5 +1,5 @@
 -- Registrable domains by the Public Suffix List (lua/mod_http_upload_s3/publicsuffix.lib.lua).
-local publicsuffix = dofile("lua/mod_http_upload_s3/publicsuffix.lib.lua");
+local publicsuffix = module:require "publicsuffix";
 
 -- A few rules of each kind, as the list writes them.
 local RULES = [[

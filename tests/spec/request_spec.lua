@@ -1,7 +1,7 @@
 -- Slot request parsing and replies (lua/mod_http_upload_s3/request.lib.lua),
 -- with Prosody's own util.stanza (the Makefile puts Prosody's tree on the path).
 local st = require "util.stanza";
-local request = dofile("lua/mod_http_upload_s3/request.lib.lua");
+local request = module:require "request";
 
 local NS, NS_LEGACY = request.NS, request.NS_LEGACY;
 
@@ -11,39 +11,42 @@ local function iq_get(payload)
 end
 
 describe("parse", function ()
+	local function fields(req)
+		local f = request.parse(req);
+		return { f.filename, f.size, f.content_type };
+	end
+
 	it("reads attributes in urn:xmpp:http:upload:0", function ()
 		local req = st.stanza("request", { xmlns = NS, filename = "a b.jpg", size = "23456", ["content-type"] = "image/jpeg" });
-		assert.same({ "a b.jpg", "23456", "image/jpeg" }, { request.parse(req) });
+		assert.same({ "a b.jpg", "23456", "image/jpeg" }, fields(req));
 	end);
 
 	it("reads child elements in the legacy namespace", function ()
 		local req = st.stanza("request", { xmlns = NS_LEGACY })
 			:text_tag("filename", "a b.jpg"):text_tag("size", "23456"):text_tag("content-type", "image/jpeg");
-		assert.same({ "a b.jpg", "23456", "image/jpeg" }, { request.parse(req) });
+		assert.same({ "a b.jpg", "23456", "image/jpeg" }, fields(req));
 	end);
 
 	it("leaves missing fields nil", function ()
-		local filename, size, ctype = request.parse(st.stanza("request", { xmlns = NS }));
-		assert.is_nil(filename); assert.is_nil(size); assert.is_nil(ctype);
+		assert.same({ purpose = "message" }, request.parse(st.stanza("request", { xmlns = NS })));
 	end);
 
-	it("refuses a legacy request that gives a field twice, rather than reading the first", function ()
+	it("marks a legacy request that gives a field twice malformed, rather than reading the first", function ()
 		for _, field in ipairs({ "filename", "size", "content-type" }) do
 			local req = st.stanza("request", { xmlns = NS_LEGACY })
 				:text_tag("filename", "a.jpg"):text_tag("size", "1"):text_tag("content-type", "image/jpeg")
 				:text_tag(field, "again");
-			local filename, _, _, problem = request.parse(req);
-			assert.is_nil(filename);
-			assert.equal("Request has more than one <" .. field .. ">", problem);
+			assert.same({ malformed = "Request has more than one <" .. field .. ">" }, request.parse(req));
 		end
 	end);
 end);
 
-describe("parse_purpose", function ()
+describe("parse: purposes", function ()
 	local function with(...)
 		local req = st.stanza("request", { xmlns = NS, filename = "a", size = "1" });
 		for _, child in ipairs({ ... }) do req:add_child(child); end
-		return request.parse_purpose(req);
+		local f = request.parse(req);
+		return { f.purpose, f.expire_before, f.malformed };
 	end
 	local function purpose(name, attr)
 		attr = attr or {};
@@ -52,23 +55,23 @@ describe("parse_purpose", function ()
 	end
 
 	it("is message when none is given, or the one given", function ()
-		assert.same({ "message" }, { with() });
-		assert.same({ "message" }, { with(st.stanza("message", { xmlns = "urn:example:other" })) });
+		assert.same({ "message" }, with());
+		assert.same({ "message" }, with(st.stanza("message", { xmlns = "urn:example:other" })));
 		for _, name in ipairs({ "message", "profile", "permanent", "unknown-purpose" }) do
-			assert.same({ name }, { with(purpose(name)) });
+			assert.same({ name }, with(purpose(name)));
 		end
 		assert.same({ "ephemeral", "2026-12-24T18:00:00Z" },
-			{ with(purpose("ephemeral", { ["expire-before"] = "2026-12-24T18:00:00Z" })) });
+			with(purpose("ephemeral", { ["expire-before"] = "2026-12-24T18:00:00Z" })));
 	end);
 
-	it("refuses two purposes", function ()
-		assert.same({ nil, "Request has more than one upload purpose" }, { with(purpose("profile"), purpose("message")) });
+	it("marks two purposes malformed", function ()
+		assert.same({ nil, nil, "Request has more than one upload purpose" }, with(purpose("profile"), purpose("message")));
 	end);
 
 	it("reads purposes in the legacy namespace too", function ()
 		local req = st.stanza("request", { xmlns = NS_LEGACY }):text_tag("filename", "a"):text_tag("size", "1")
 			:add_child(purpose("profile"));
-		assert.same({ "profile" }, { request.parse_purpose(req) });
+		assert.equal("profile", request.parse(req).purpose);
 	end);
 end);
 

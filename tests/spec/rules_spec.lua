@@ -1,7 +1,7 @@
 -- The upload rules (lua/mod_http_upload_s3/rules.lib.lua) over configurations
 -- read by config.lib.lua, with a clock and a store passed in.
-local config = dofile("lua/mod_http_upload_s3/config.lib.lua");
-local rules = dofile("lua/mod_http_upload_s3/rules.lib.lua");
+local config = module:require "config";
+local rules = module:require "rules";
 
 local MIB = 1024 * 1024;
 local DAY = 86400;

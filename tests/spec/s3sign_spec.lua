@@ -9,7 +9,7 @@ local PREFIX = "http_uploads/";
 local function config(overrides)
 	local c = {
 		access_key_id = "AKIAIOSFODNN7EXAMPLE", secret_key = SECRET,
-		region = "eu-west-2", bucket = "the-best-bucket", path_style = true,
+		region = "eu-west-2", bucket = "the-best-bucket", path_style = true, put_expires = 300,
 	};
 	for k, v in pairs(overrides or {}) do c[k] = v; end
 	return c;
@@ -62,6 +62,35 @@ describe("s3sign.new", function ()
 		assert.equal(604800, s3sign.limits.expires);
 		assert.equal(1024, s3sign.limits.key);
 		assert.equal(4096, s3sign.limits.session_token);
+	end);
+end);
+
+describe("s3sign.check", function ()
+	it("names the field new would refuse, and why, without a signer", function ()
+		assert.is_true(s3sign.check(config()));
+		local pending = config();
+		pending.access_key_id, pending.secret_key = nil, nil;
+		assert.is_true(s3sign.check(pending));   -- credentials to come: the rest is checked
+		for field, overrides in pairs({
+			region = { region = "eu west 2" }, endpoint = { endpoint = "https://h/path" },
+			bucket = { bucket = "a/b" }, access_key_id = { access_key_id = "AKIA EXAMPLE" },
+			secret_key = { secret_key = "" }, session_token = { session_token = "a b" },
+			put_expires = { put_expires = 604801 }, get_url = { get_url = "https://cdn/" .. ("x"):rep(1100) },
+		}) do
+			local ok, named, reason = s3sign.check(config(overrides));
+			assert.same({ false, field }, { ok == true, named }, field);
+			assert.is_string(reason, field);
+			assert.not_matches("^" .. field, reason);   -- the reason alone: no "field: " to take apart
+		end
+	end);
+end);
+
+describe("the version", function ()
+	it("is the rockspec's, written once", function ()
+		local rockspec = assert(io.popen("ls mod_http_upload_s3-*-1.rockspec")):read("l");
+		assert.equal(rockspec:match("^mod_http_upload_s3%-(.-)%-1%.rockspec$"), s3sign._VERSION);
+		local declared = assert(io.open(rockspec)):read("a"):match('\nversion = "(.-)%-1"');
+		assert.equal(declared, s3sign._VERSION);
 	end);
 end);
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Small botocore helpers for tests against the S3 server started by tests/s3/rgw-start.
+"""Small botocore helpers for tests against the S3 server started by tools/rgw/start.
 
 Run with /usr/bin/python3 (Debian's python3-botocore). As a module:
 

@@ -1,0 +1,137 @@
+-- The module file (lua/mod_http_upload_s3/mod_http_upload_s3.lua) loaded into
+-- a fake Prosody module object, as Prosody's own spec/core_moduleapi_spec.lua
+-- builds one: its hooks fired with real util.stanza stanzas, its replies read.
+-- luacheck: ignore 212/self
+local st = require "util.stanza";
+
+local NS = "urn:xmpp:http:upload:0";
+local HOST = "example.org";
+
+-- What the module takes from Prosody outside its module object, stood in for.
+local prosody_config = {};
+package.loaded["core.configmanager"] = {
+	getconfig = function () return prosody_config; end,
+	get = function (host, key) return (prosody_config[host] or {})[key]; end,
+};
+package.loaded["net.http"] = { request = function () error("no HTTP expected"); end };
+package.loaded["util.timer"] = { add_task = function () end, stop = function () end };
+
+local function metric()
+	local m = {};
+	function m.with_labels() return m; end
+	function m.add() end
+	function m.sample() end
+	function m.set() end
+	return m;
+end
+
+-- A module object for HOST with these options, and the module file loaded into it.
+local function load_module(options)
+	prosody_config[HOST] = options;
+	local m = { host = HOST, name = "http_upload_s3", path = "lua/mod_http_upload_s3/mod_http_upload_s3.lua",
+		hooks = {}, items = {}, logs = {}, stored = {} };
+	m.require = module.require;
+	function m:get_option(name) return options[name]; end
+	function m:get_option_string(name, default) return options[name] or default; end
+	function m:get_host_type() return "local"; end
+	function m:depends() end
+	function m:add_identity() end
+	function m:add_item(kind, value) table.insert(self.items, { kind, value }); end
+	function m:remove_item() end
+	function m:metric() return metric(); end
+	function m:open_store()
+		return { get = function (_, user) return m.stored[user]; end,
+			set = function (_, user, value) m.stored[user] = value; return true; end };
+	end
+	function m:add_timer() end
+	function m:hook(name, f) self.hooks[name] = f; end
+	m.hook_global = m.hook;
+	function m:log(level, format, ...) table.insert(self.logs, level .. " " .. format:format(...)); end
+	local chunk = assert(loadfile(m.path, "t", setmetatable({ module = m }, { __index = _G })));
+	local ok, err = pcall(chunk);
+	return m, ok, err;
+end
+
+local OPTIONS = {
+	http_upload_s3_access_id = "AKIAIOSFODNN7EXAMPLE", http_upload_s3_secret_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+	http_upload_s3_region = "eu-west-2", http_upload_s3_bucket = "chat-uploads", http_upload_s3_path = "http_uploads",
+};
+
+local function options(extra)
+	local o = {};
+	for k, v in pairs(OPTIONS) do o[k] = v; end
+	for k, v in pairs(extra or {}) do o[k] = v ~= false and v or nil; end
+	return o;
+end
+
+-- The module's answer to a slot request from alice's session.
+local function ask(m, attrs)
+	attrs.xmlns = NS;
+	local sent = {};
+	local event = {
+		stanza = st.iq({ type = "get", id = "s1", from = "alice@" .. HOST .. "/phone", to = HOST })
+			:tag("request", attrs):up(),
+		origin = { type = "c2s", username = "alice", send = function (s) table.insert(sent, s); end },
+	};
+	assert.is_true(m.hooks["iq-get/host/" .. NS .. ":request"](event));
+	assert.equal(1, #sent);   -- every request gets exactly one reply
+	return sent[1];
+end
+
+describe("the module file", function ()
+	it("answers a slot request with the service's slot, and logs neither URL nor key", function ()
+		local m, ok, err = load_module(options());
+		assert.is_true(ok, err);
+		local reply = ask(m, { filename = "a b.txt", size = "12", ["content-type"] = "text/plain" });
+		assert.equal("result", reply.attr.type);
+		local put = reply:get_child("slot", NS):get_child("put").attr.url;
+		assert.matches("^https://chat%-uploads%.s3%.eu%-west%-2%.amazonaws%.com/http_uploads/", put);
+		local key = put:match("amazonaws%.com/(.-)%?");
+		local logs = table.concat(m.logs, "\n");
+		assert.matches("Upload slot for alice@example.org: 12 bytes", logs, 1, true);
+		assert.not_matches("X-Amz-", logs, 1, true);
+		assert.not_matches(key:match("[^/]+/[^/]+$"), logs, 1, true);
+	end);
+
+	it("turns a refusal into the typed error of the request's namespace", function ()
+		local m = load_module(options({ http_upload_s3_file_size_limit = 10 }));
+		local reply = ask(m, { filename = "big.bin", size = "11" });
+		assert.equal("error", reply.attr.type);
+		local e = reply:get_child("error");
+		assert.equal("modify", e.attr.type);
+		assert.is_table(e:get_child("not-acceptable", "urn:ietf:params:xml:ns:xmpp-stanzas"));
+		assert.equal("10", e:get_child("file-too-large", NS):get_child_text("max-file-size"));
+		reply = ask(m, { filename = "a/b", size = "1" });
+		assert.is_table(reply:get_child("error"):get_child("bad-request", "urn:ietf:params:xml:ns:xmpp-stanzas"));
+	end);
+
+	it("refuses to load with one line naming the option, and points out unknown ones", function ()
+		local _, ok, err = load_module(options({ http_upload_s3_expires = 0 }));
+		assert.is_false(ok);
+		assert.equal("Refusing to load: http_upload_s3_expires must be between 1 and 604800", err);
+		_, ok, err = load_module(options({ http_upload_s3_secret_key = false,
+			http_upload_s3_secret_key_file = "/nonexistent/secret" }));
+		assert.is_false(ok);
+		assert.matches("^Refusing to load: http_upload_s3_secret_key_file cannot be read", err);
+		local m = load_module(options({ http_upload_s3_presign_gett = true }));
+		assert.matches("http_upload_s3_presign_gett is not an option of this module (did you mean "
+			.. "http_upload_s3_presign_get?)", table.concat(m.logs, "\n"), 1, true);
+	end);
+
+	it("keeps the running configuration when a reload brings a broken one", function ()
+		local m = load_module(options());
+		prosody_config[HOST].http_upload_s3_region = "Europe";
+		m.hooks["config-reloaded"]();
+		assert.matches("Kept the running configuration: http_upload_s3_region", table.concat(m.logs, "\n"), 1, true);
+		assert.equal("result", ask(m, { filename = "a.txt", size = "1" }).attr.type);
+	end);
+
+	it("keeps what it counted across a module reload", function ()
+		local m = load_module(options({ http_upload_s3_daily_quota = 10 }));
+		assert.equal("result", ask(m, { filename = "a.txt", size = "10" }).attr.type);
+		local saved = m.save();
+		local again = load_module(options({ http_upload_s3_daily_quota = 10 }));
+		again.restore(saved);
+		assert.equal("error", ask(again, { filename = "a.txt", size = "1" }).attr.type);
+	end);
+end);
