@@ -102,7 +102,8 @@ test-crosscheck: $(B)/s3sign.so
 # every file runs, and the failed ones are listed at the end; one alone: make test-integration TESTS=tests/integration/test_hostile.py
 INTEGRATION_TESTS = tests/integration/test_upload.py tests/integration/test_policy.py tests/integration/test_s2s.py \
                     tests/integration/test_prosodyctl.py tests/integration/test_install.py \
-                    tests/integration/test_purposes.py tests/integration/test_hostile.py tests/integration/test_credentials.py \
+                    tests/integration/test_purposes.py tests/integration/test_hostile.py tests/integration/test_records.py \
+                    tests/integration/test_credentials.py \
                     tests/integration/test_sql_quota.py \
                     tests/integration/test_xmppjs.py tests/integration/test_browser.py \
                     tests/integration/test_logs.py

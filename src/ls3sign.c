@@ -3,6 +3,7 @@
  *
  *   local signer, err = s3sign.new{ access_key_id=, secret_key=, region=, bucket=, ... }
  *   local put_url, get_url, key = signer:slot(prefix, filename, size [, content_type [, options]])
+ *   local url = signer:download(key [, options])
  *   local url = signer:presign(method, key [, options])
  *   local url, headers = signer:authorize(method, key [, options])
  *   signer:set_credentials{ access_key_id=, secret_key=, session_token= }
@@ -379,6 +380,52 @@ static int public_url(struct signer *s, struct sigv4_str key, size_t *len)
 	return status;
 }
 
+static int request_failure(lua_State *L, const char *what, int status);
+
+/* The download URL of a key, pushed: presigned when o->get_expires is set, else public. */
+static int get_url_pushed(lua_State *L, struct signer *s, struct sigv4_str key, const struct slot_options *o)
+{
+	size_t url_len;
+	if (o->get_expires) {
+		struct sigv4_pair query[2];
+		size_t n_query = 0;
+		if (o->disposition.len)
+			query[n_query++] = (struct sigv4_pair){ { "response-content-disposition", 28 }, o->disposition };
+		if (o->response_type.len)
+			query[n_query++] = (struct sigv4_pair){ { "response-content-type", 21 }, o->response_type };
+		struct sigv4_request get = {
+			.method = { "GET", 3 }, .key = key, .query = query, .query_count = n_query, .now = o->now
+		};
+		return presign_pushed(L, s, &get, (uint32_t)o->get_expires, 0);
+	}
+	int status = public_url(s, key, &url_len);
+	if (status == SIGV4_OK)
+		pushed_wiped(L, s->url, url_len);
+	return status;
+}
+
+/*
+** signer:download(key [, options]) -> url | nil, message
+** The download URL of an object the module handed out, as slot() makes it:
+** options get_expires, disposition, response_type, now.
+*/
+static int l_download(lua_State *L)
+{
+	struct signer *s = check_signer(L);
+	struct sigv4_str key;
+	struct slot_options o;
+	key.ptr = luaL_checklstring(L, 2, &key.len);
+	read_slot_options(L, 3, &o);
+	if (o.get_expires != 0 && !expires_ok(o.get_expires))
+		return fail(L, "get_expires", EXPIRES_RANGE);
+	int status = get_url_pushed(L, s, key, &o);
+	if (status != SIGV4_OK) {
+		sigv4_wipe(s->url, sizeof s->url);
+		return request_failure(L, "download", status);
+	}
+	return 1;
+}
+
 /*
 ** signer:slot(prefix, filename, size [, content_type [, options]]) -> put_url, get_url, key [, creq] | nil, message
 ** The object key is prefix .. uuid .. "/" .. filename. The PUT URL signs
@@ -400,7 +447,7 @@ static int l_slot(lua_State *L)
 	type.ptr = luaL_optlstring(L, 5, "", &type.len);
 	struct slot_options o;
 	char length[SIGV4_DECIMAL_LEN];
-	size_t key_len, url_len;
+	size_t key_len;
 
 	read_slot_options(L, 6, &o);
 	if (s->put_expires == 0)
@@ -428,21 +475,7 @@ static int l_slot(lua_State *L)
 		return fail(L, "presign", status == SIGV4_EINVAL ? "invalid filename or content type" : sigv4_strerror(status));
 	}
 
-	if (o.get_expires) {
-		struct sigv4_pair query[2];
-		size_t n_query = 0;
-		if (o.disposition.len)
-			query[n_query++] = (struct sigv4_pair){ { "response-content-disposition", 28 }, o.disposition };
-		if (o.response_type.len)
-			query[n_query++] = (struct sigv4_pair){ { "response-content-type", 21 }, o.response_type };
-		struct sigv4_request get = {
-			.method = { "GET", 3 }, .key = key, .query = query, .query_count = n_query, .now = o.now
-		};
-		status = presign_pushed(L, s, &get, (uint32_t)o.get_expires, 0);
-	} else if ((status = public_url(s, key, &url_len)) == SIGV4_OK) {
-		pushed_wiped(L, s->url, url_len);
-	}
-	if (status != SIGV4_OK) {
+	if ((status = get_url_pushed(L, s, key, &o)) != SIGV4_OK) {
 		sigv4_wipe(s->key, key_len);
 		sigv4_wipe(s->url, sizeof s->url);   /* a public URL cut short still has the id */
 		return fail(L, "get", sigv4_strerror(status));
@@ -606,6 +639,7 @@ static int l_tostring(lua_State *L)
 
 static const luaL_Reg signer_methods[] = {
 	{ "slot", l_slot },
+	{ "download", l_download },
 	{ "presign", l_presign },
 	{ "authorize", l_authorize },
 	{ "set_credentials", l_set_credentials },

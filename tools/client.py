@@ -6,14 +6,18 @@ timeouts; the event loop is driven from synchronous code through run().
 import asyncio
 import http.client
 import logging
+import time
 import urllib.parse
 import xml.etree.ElementTree as ET
 
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
 NS = "urn:xmpp:http:upload:0"
 NS_LEGACY = "urn:xmpp:http:upload"
+NS_COMMANDS = "http://jabber.org/protocol/commands"
 TIMEOUT = 10
 
 logging.getLogger("slixmpp").setLevel(logging.CRITICAL)
@@ -86,7 +90,10 @@ class Client:
             return
         self.closed = True
         self.xmpp.disconnect()
-        self.run(asyncio.wait_for(self.xmpp.disconnected, TIMEOUT))
+        try:
+            self.run(asyncio.wait_for(self.xmpp.disconnected, TIMEOUT))
+        except asyncio.TimeoutError:
+            pass   # the server closed the stream first (an account that was removed)
 
     def disco_info(self, jid):
         info = self.run(self.xmpp["xep_0030"].get_info(jid=jid, timeout=TIMEOUT))["disco_info"]
@@ -140,6 +147,39 @@ class Client:
             return put.get("url"), get.get("url"), headers
         return slot.findtext("{%s}put" % ns), slot.findtext("{%s}get" % ns), {}
 
+    def command(self, to, node, fields=None):
+        """Run an ad-hoc command (XEP-0050): (status, the notes' text, the first step's form
+        as {var: [(label, value)...]}); with fields ({var: value or [values]}), the form the
+        command asks for is submitted with them. An error reply raises SlotError."""
+        def send(command):
+            iq = self.xmpp.make_iq(ito=to, itype="set")
+            iq.append(command)
+            try:
+                return self.run(iq.send(timeout=TIMEOUT)).xml.find("{%s}command" % NS_COMMANDS)
+            except IqError as e:
+                err = next(c for c in e.iq.xml if c.tag.endswith("}error"))
+                stanzas = "{urn:ietf:params:xml:ns:xmpp-stanzas}"
+                condition = next((c.tag[len(stanzas):] for c in err
+                                  if c.tag.startswith(stanzas) and c.tag != stanzas + "text"), None)
+                raise SlotError(err.get("type"), condition, err.findtext(stanzas + "text"), []) from None
+
+        reply = send(ET.Element("{%s}command" % NS_COMMANDS, {"node": node, "action": "execute"}))
+        form = {}
+        for field in reply.iter("{jabber:x:data}field"):
+            form[field.get("var")] = [(o.get("label"), o.findtext("{jabber:x:data}value"))
+                                      for o in field.findall("{jabber:x:data}option")]
+        if reply.get("status") == "executing" and fields is not None:
+            submit = ET.Element("{%s}command" % NS_COMMANDS, {"node": node, "action": "complete",
+                                                             "sessionid": reply.get("sessionid")})
+            x = ET.SubElement(submit, "{jabber:x:data}x", {"type": "submit"})
+            for var, value in fields.items():
+                field = ET.SubElement(x, "{jabber:x:data}field", {"var": var})
+                for v in value if isinstance(value, list) else [value]:
+                    ET.SubElement(field, "{jabber:x:data}value").text = v
+            reply = send(submit)
+        notes = "\n".join(n.text or "" for n in reply.findall("{%s}note" % NS_COMMANDS))
+        return reply.get("status"), notes, form
+
     def ping(self, jid):
         self.run(self.xmpp["xep_0199"].ping(jid=jid, timeout=TIMEOUT))
 
@@ -147,6 +187,40 @@ class Client:
 def object_key(url):
     """The S3 object key of a path-style URL on the test gateway."""
     return urllib.parse.unquote(urllib.parse.urlsplit(url).path).split("/", 2)[2]
+
+
+def flood(c, service, count, pinger, ping_to):
+    """count slot requests sent as fast as c's connection takes them, while pinger pings
+    ping_to: ({"result": n, "error": n}, ping times in seconds, seconds it took)."""
+    answers, pings = {"result": 0, "error": 0}, []
+    done = loop.create_future()
+
+    def on_answer(iq):
+        if iq["id"].startswith("flood-"):
+            answers[iq["type"]] += 1
+            if sum(answers.values()) == count and not done.done():
+                done.set_result(True)
+    c.xmpp.register_handler(Callback("flood answers", MatchXPath("{jabber:client}iq"), on_answer))
+
+    async def send():
+        for i in range(count):
+            c.xmpp.send_raw("<iq type='get' id='flood-%d' to='%s'><request xmlns='%s' filename='flood %d.txt' "
+                            "size='%d' content-type='text/plain'/></iq>" % (i, service, NS, i, i))
+            if i % 500 == 0:
+                await asyncio.sleep(0)   # let the socket drain and pings through
+        await asyncio.wait_for(done, 120)
+
+    async def ping():
+        while not done.done():
+            started = time.monotonic()
+            await pinger.xmpp["xep_0199"].ping(jid=ping_to, timeout=10)
+            pings.append(time.monotonic() - started)
+            await asyncio.sleep(0.05)
+
+    started = time.monotonic()
+    run_all(send(), ping())
+    c.xmpp.remove_handler("flood answers")
+    return answers, pings, time.monotonic() - started
 
 
 def http_request(method, url, body=None, headers=None):

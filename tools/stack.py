@@ -5,6 +5,7 @@ Used by the demo (tools/demo.py) and the integration tests. Every server binds
 127.0.0.1 on a free port; every wait is bounded; stop() kills only the
 processes started here. Run with /usr/bin/python3 (Debian's botocore).
 """
+import http.client
 import http.server
 import json
 import os
@@ -18,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 import s3util
@@ -233,6 +235,13 @@ class Prosody:
         self.stop()
         self.start()
 
+    def kill(self):
+        """A hard crash: SIGKILL, nothing written on the way out."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
     def version(self):
         """The running server's version, from its greeting in the log."""
         for line in self.log_text().splitlines():
@@ -326,6 +335,37 @@ class QuietHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+class S3Proxy(QuietHandler):
+    """In front of the gateway: forwards each request as it came (Host as signed), or, with
+    server.mode = "down", closes the connection as an S3 that went away does."""
+
+    def forward(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.server.mode == "down":
+            self.close_connection = True
+            return
+        u = urllib.parse.urlsplit(self.server.target)
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        try:
+            conn.request(self.command, self.path, body=body or None, headers=dict(self.headers))
+            response = conn.getresponse()
+            data = response.read()
+            self.send_response(response.status)
+            for name, value in response.getheaders():
+                if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                    self.send_header(name, value)
+            # a HEAD's length is the object's, not of the (empty) body
+            self.send_header("Content-Length", response.getheader("Content-Length", "0") if self.command == "HEAD"
+                             else str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+        finally:
+            conn.close()
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = forward
+
+
 class Session:
     """A work folder and what a test or the demo starts in it, stopped in
     reverse order however the run ends:
@@ -382,6 +422,13 @@ class Session:
         self.on_exit(rgw.stop)
         self._credentials.append(rgw.env["RGW_SECRET_KEY"])
         return rgw
+
+    def s3_proxy(self, rgw):
+        """An S3Proxy in front of rgw; its endpoint is server.endpoint, its mode "up" or "down"."""
+        server = self.http_server(S3Proxy)
+        server.target, server.mode = rgw.endpoint, "up"
+        server.endpoint = "http://127.0.0.1:%d" % server.server_port
+        return server
 
     def postgresql(self):
         # its password is no secret of the module's: Prosody's own debug log shows it

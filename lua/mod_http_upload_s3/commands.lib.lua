@@ -1,18 +1,23 @@
 -- prosodyctl mod_http_upload_s3 check
 -- prosodyctl mod_http_upload_s3 setup [--host HOST] [--dry-run]
 -- prosodyctl mod_http_upload_s3 presign FILENAME SIZE [TYPE] [--host HOST]
+-- prosodyctl mod_http_upload_s3 uploads USER@HOST
 --
 -- check (check.lib.lua): whether uploads work, and safely, host by host.
 -- setup: write the bucket's policy, CORS rule and lifecycle rules as the
 -- options ask (bucket.lib.lua builds them), keeping what others put there;
 -- --dry-run shows the changes and writes nothing.
 -- presign: the slot a client would get, for trying uploads by hand.
+-- uploads: what a user has uploaded, from the records, with the server running or not.
 -- No command prints a secret; presign prints URLs, which is its purpose.
 
+local jid = require "util.jid";
+local adhoc_commands = module:require "adhoc_commands";
 local bucket = module:require "bucket";
 local check = module:require "check";
 local documents = module:require "documents";
 local hosts = module:require "hosts";
+local records = module:require "records";
 local s3 = module:require "s3";
 
 -- Takes "--name" (with its value, if it has one) out of args: true or the value;
@@ -141,7 +146,38 @@ local function presign(args, print)
 	return 0;
 end
 
-local commands = { check = check, presign = presign, setup = setup };
+---- uploads ------------------------------------------------------------------
+
+local function uploads(args, print)
+	local owner = #args == 1 and jid.prep(args[1]);
+	local node, host = jid.split(owner or "");
+	if not node then
+		print("usage: prosodyctl mod_http_upload_s3 uploads USER@HOST");
+		return 1;
+	end
+	owner = node .. "@" .. host;
+	local services = hosts.serving(host);
+	if #services == 0 then
+		print(("no host in the configuration takes uploads from the users of %s"):format(host));
+		return 1;
+	end
+	for _, service_host in ipairs(services) do
+		local list, err = records.new(hosts.store(service_host, "upload_records", "map"),
+			hosts.store(service_host, "upload_records", "keyval"), hosts.store(service_host, "upload_record_pages", "keyval"))
+			:of(owner);
+		if not list then
+			print(("%s: the records cannot be read: %s"):format(service_host, tostring(err)));
+			return 1;
+		end
+		print(("%s: %d upload%s of %s"):format(service_host, #list, #list == 1 and "" or "s", owner));
+		for _, rec in ipairs(list) do
+			print("  " .. adhoc_commands.describe(rec));
+		end
+	end
+	return 0;
+end
+
+local commands = { check = check, presign = presign, setup = setup, uploads = uploads };
 
 -- module.command for prosodyctl: arg is { command, args... }
 local function run(arg, print)
@@ -150,6 +186,7 @@ local function run(arg, print)
 		print("usage: prosodyctl mod_http_upload_s3 check");
 		print("       prosodyctl mod_http_upload_s3 setup [--host HOST] [--dry-run]");
 		print("       prosodyctl mod_http_upload_s3 presign FILENAME SIZE [CONTENT-TYPE] [--host HOST]");
+		print("       prosodyctl mod_http_upload_s3 uploads USER@HOST");
 		return 1;
 	end
 	return command({ table.unpack(arg, 2) }, print);

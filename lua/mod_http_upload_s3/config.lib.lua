@@ -261,12 +261,14 @@ local PURPOSES = { "message", "profile", "ephemeral", "permanent" };
 
 local function purpose_defaults(name, message)
 	if name == "profile" then   -- avatars: small, kept, public
-		return { file_size_limit = MIB, daily_quota = 5 * MIB, expires_after = false, presign_get = false };
+		return { file_size_limit = MIB, daily_quota = 5 * MIB, storage_quota = math.huge, expires_after = false,
+			presign_get = false };
 	elseif name == "ephemeral" then   -- gone at expire-before: never public, always deleted
-		return { file_size_limit = message.file_size_limit, daily_quota = message.daily_quota, expires_after = 7 * DAY };
+		return { file_size_limit = message.file_size_limit, daily_quota = message.daily_quota,
+			storage_quota = message.storage_quota, expires_after = 7 * DAY };
 	end
-	return { file_size_limit = message.file_size_limit, daily_quota = message.daily_quota, expires_after = false,
-		presign_get = message.presign_get };
+	return { file_size_limit = message.file_size_limit, daily_quota = message.daily_quota,
+		storage_quota = message.storage_quota, expires_after = false, presign_get = message.presign_get };
 end
 
 -- Whether one prefix contains the other: then a lifecycle rule or a policy of one would reach the other.
@@ -285,6 +287,7 @@ local function read_purpose(get, env, name, message, prefix)
 	end
 	p.file_size_limit = integer(get, option .. "file_size_limit", d.file_size_limit, 1, MAX_SINGLE_PUT);
 	p.daily_quota = limit(get, option .. "daily_quota", d.daily_quota, 0);
+	p.storage_quota = limit(get, option .. "storage_quota", d.storage_quota, 0);
 	p.expires_after = retention(get, env, option .. "expires_after", d.expires_after);
 	p.presign_get = typed(get, option .. "presign_get", "boolean", d.presign_get);
 	if name == "ephemeral" then
@@ -304,6 +307,7 @@ end
 local function read_purposes(get, env, cfg, warnings)
 	local message = {
 		name = "message", path = cfg.prefix, file_size_limit = cfg.file_size_limit, daily_quota = cfg.daily_quota,
+		storage_quota = cfg.storage_quota,
 		expires_after = retention(get, env, "expires_after", 7 * DAY), presign_get = cfg.presign_get,
 	};
 	local purposes, purpose_list = { message = message }, { message };
@@ -575,6 +579,8 @@ local function read(get, env, present)
 	end
 	cfg.access = set(get, "access", {}, normal_jid);
 	cfg.daily_quota = limit(get, "daily_quota", 10 * cfg.file_size_limit, 0);
+	cfg.storage_quota = limit(get, "storage_quota", math.huge, 0);   -- bytes stored or on their way, per user
+	cfg.delete_with_account = typed(get, "delete_with_account", "boolean", true);
 	cfg.rate_limit = limit(get, "rate_limit", 60, 1);
 	cfg.allowed_file_types = set(get, "allowed_file_types", {});
 	-- an allow-list that the upload itself could ignore would be none: it signs the type

@@ -9,6 +9,8 @@
 --   hosts.each(list, print, fn) -> exit status: fn(host, sharing) -> ok for each host of the list
 --   hosts.service(cfg, say) -> a started service | nil (after saying why)
 --   hosts.reporter(host, print) -> say(layer, text, ...): "host: layer: text"
+--   hosts.serving(users_host) -> the module's hosts that take uploads from that host's users
+--   hosts.store(host, name, kind) -> a host's store, as the server opens it (works with it stopped)
 --   hosts.ADMIN: the uploader of a command's own slots
 
 local configmanager = require "core.configmanager";
@@ -73,6 +75,28 @@ function M.each(list, print, fn)
 		end
 	end
 	return failures == 0 and 0 or 1;
+end
+
+-- Whose users a module host serves: its own, or a component's parent host's.
+local function users_of(host)
+	return configmanager.get(host, "component_module") and host:match("^[^.]+%.(.+)$") or host;
+end
+
+function M.serving(users_host)
+	local list = {};
+	for _, host in ipairs(M.list()) do
+		if users_of(host) == users_host then table.insert(list, host); end
+	end
+	return list;
+end
+
+function M.store(host, name, kind)
+	local storagemanager = require "core.storagemanager";
+	if not prosody.hosts[host] then
+		prosody.hosts[host] = require "util.startup".make_host(host); -- luacheck: ignore 122 (as prosodyctl does)
+	end
+	storagemanager.initialize_host(host);
+	return storagemanager.open(host, name, kind);
 end
 
 function M.reporter(host, print)

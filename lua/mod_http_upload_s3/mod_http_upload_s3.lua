@@ -13,6 +13,7 @@ local datetime = require "util.datetime";
 local jid = require "util.jid";
 local async = require "util.async";
 local configmanager = require "core.configmanager";
+local usermanager = require "core.usermanager";
 local gettime = require "socket".gettime;
 
 -- The signing library: on Lua's C path, or beside this module where a rocks
@@ -43,14 +44,20 @@ if module.host == "*" then
 	return;
 end
 
+local adhoc_commands = module:require "adhoc_commands";
 local config = module:require "config";
 local environment = module:require "environment";
+local records = module:require "records";
 local request = module:require "request";
+local s3 = module:require "s3";
 local service = module:require "service";
 local NS, NS_LEGACY, NS_PURPOSE = request.NS, request.NS_LEGACY, request.NS_PURPOSE;
 
 local env = environment.prosody();
-local quota_store = module:open_store("upload_quota");
+local stores = { quota = module:open_store("upload_quota"),
+	records = records.new(module:open_store("upload_records", "map"), module:open_store("upload_records"),
+		module:open_store("upload_record_pages")) };
+local upload_records = stores.records;
 
 local function read_config()
 	local cfg, warnings = config.load(function (name)
@@ -108,6 +115,7 @@ local function error_registry(ns)
 		purpose = { type = "cancel", condition = "feature-not-implemented", text = "Upload purpose not offered" };
 		expiry = { type = "modify", condition = "bad-request", text = "Invalid expire-before" };
 		quota = { type = "wait", condition = "resource-constraint", text = "Daily upload quota reached" };
+		storage = { type = "wait", condition = "resource-constraint", text = "Storage quota reached" };
 		rate = { type = "wait", condition = "resource-constraint", text = "Too many upload requests, slow down" };
 		internal = { type = "wait", condition = "internal-server-error", text = "Could not create an upload slot" };
 	});
@@ -140,6 +148,11 @@ local measure_refresh_failures = module:metric("counter", "credential_failures",
 	"Failed attempts to obtain credentials", {}):with_labels();
 local measure_expiry = module:metric("gauge", "credentials_expiry", "seconds",
 	"Seconds until the current credentials expire", {}):with_labels();
+local measure_records = module:metric("gauge", "records", "", "Uploads recorded", {}):with_labels();
+local measure_stored = module:metric("gauge", "stored", "bytes", "Bytes the recorded uploads take", {}):with_labels();
+local measure_deleted = module:metric("counter", "deleted", "", "Files deleted from the bucket", { "reason" });
+local measure_delete_failures = module:metric("counter", "delete_failures", "",
+	"Files the bucket did not delete when asked (tried again)", {}):with_labels();
 
 ---- the service, its credentials, and reloads -------------------------------------------
 
@@ -153,7 +166,7 @@ local unavailable_logged = false; -- that slots are refused for want of credenti
 
 -- Start a service for cfg: it, and why its credentials failed if they failed at once (a file that cannot be read).
 local function install(cfg)
-	local svc = service.new(cfg, env, quota_store);
+	local svc = service.new(cfg, env, stores);
 	local first_problem, starting = nil, true;
 	pending = svc;
 	background:run(function ()
@@ -238,13 +251,16 @@ local function current()
 	return active or pending;
 end
 
--- A module reload keeps the rate limits and the quota counted so far.
+-- A module reload keeps the rate limits, the quota counted so far, and the records not yet written.
 function module.save()
-	return { rules = current().rules:state() };
+	return { rules = current().rules:state(), records = upload_records:state() };
 end
 function module.restore(data)
 	if data.rules then
 		current().rules:restore(data.rules);
+	end
+	if data.records then
+		upload_records:restore(data.records);
 	end
 end
 
@@ -268,24 +284,190 @@ local function is_local_user(event, host)
 		and (not has_roles or module:may(":upload", event));
 end
 
----- the daily quota, written behind ------------------------------------------
+---- the daily quota and the records, written behind ----------------------------------
 
 -- A storage outage is logged when it starts and when it ends, not at every
--- retry; the counts wait in memory meanwhile, and slots go on.
-local saving_failed = false;
-local function save_usage()
-	local failures = current().rules:save(os.time());
-	if #failures > 0 and not saving_failed then
-		module:log("error", "Could not save the upload quota of %s: %s; keeping it in memory and retrying",
-			failures[1][1], failures[1][2]);
-	elseif #failures == 0 and saving_failed then
-		module:log("info", "Saved the upload quota again");
+-- retry; what is to be written waits in memory meanwhile, and slots go on.
+local failing = {};
+local function outage(what, failed, problem)
+	if failed and not failing[what] then
+		module:log("error", "Could not save %s: %s; keeping it in memory and retrying", what, problem);
+	elseif not failed and failing[what] then
+		module:log("info", "Saved %s again", what);
 	end
-	saving_failed = #failures > 0;
+	failing[what] = failed;
 end
-module:add_timer(5, function () save_usage(); return 5; end);
-module:hook_global("server-stopping", save_usage);
-module.unload = save_usage;
+
+-- The records' usage, checks and deletions, read at start; until the storage answers, again at every save.
+local records_loaded = false;
+local function load_records()
+	local ok, err = pcall(upload_records.load, upload_records);
+	outage("the upload records (reading them)", not ok, err);
+	records_loaded = ok;
+end
+
+-- At most this long each second in writing records: the storage's calls block the server
+-- (a database round trip each), so a flood of slots is written over the seconds after it.
+local FLUSH_BUDGET = 0.05;
+
+local function save_records(budget)
+	local deadline = budget and gettime() + budget;
+	local failed, problem = upload_records:flush(deadline and function () return gettime() < deadline; end);
+	outage("the upload records", failed > 0, problem);
+	local n, stored = upload_records:totals();
+	measure_records:set(n);
+	measure_stored:set(stored);
+end
+
+local function save_quota()
+	local failures = current().rules:save(os.time());
+	outage("the upload quota", #failures > 0, failures[1] and ("%s: %s"):format(failures[1][1], failures[1][2]));
+end
+
+-- Everything, at once: at stop and at unload.
+local function save()
+	save_quota();
+	save_records();
+end
+
+load_records();
+module:add_timer(5, function () save_quota(); return 5; end);
+module:add_timer(1, function ()
+	save_records(FLUSH_BUDGET);
+	if not records_loaded then
+		load_records();
+	end
+	return 1;
+end);
+module:hook_global("server-stopping", save);
+module.unload = save;
+
+---- after the slot: uploads confirmed, files deleted ---------------------------------
+
+-- Whether the upload of each slot whose PUT URL has expired arrived: the record
+-- then holds the size stored; a slot never used goes, and its bytes count no more.
+local function confirm_uploads(svc, client, now)
+	for _, rec in ipairs(upload_records:due_checks(now)) do
+		local size, problem = client:size(rec.key);
+		if size then
+			upload_records:confirm(rec, size);
+		elseif size == false then
+			upload_records:vanish(rec);
+			local purpose = svc.cfg.purposes[rec.purpose];
+			if purpose then
+				svc.rules:refund(rec.owner, purpose, rec.size, rec.at, now);
+			end
+		else
+			upload_records:recheck(rec, now + 60);
+			outage("whether uploads arrived (the bucket did not say)", true, problem);
+			return;
+		end
+	end
+	outage("whether uploads arrived (the bucket did not say)", false);
+end
+
+-- Deletions in batches of up to 1000 keys; only a key the bucket says it deleted
+-- loses its record. A bucket that fails is tried again later, sooner at first.
+local retry_deletions_at, deletion_failures = 0, 0;
+local function delete_files(client, now)
+	if now < retry_deletions_at then
+		return;
+	end
+	while true do
+		local batch = upload_records:deletions(s3.MAX_DELETE);
+		if #batch == 0 then
+			break;
+		end
+		local keys = {};
+		for i, rec in ipairs(batch) do keys[i] = rec.key; end
+		local deleted, failed = client:delete_objects(keys);
+		local left = 0;
+		for _, rec in ipairs(batch) do
+			if deleted and deleted[rec.key] then
+				upload_records:deleted(rec);
+				measure_deleted:with_labels(rec.reason or "user"):add(1);
+			else
+				upload_records:retry(rec);
+				left = left + 1;
+			end
+		end
+		if left > 0 then
+			measure_delete_failures:add(left);
+			deletion_failures = deletion_failures + 1;
+			retry_deletions_at = now + math.min(300, 5 * 2 ^ (deletion_failures - 1));
+			local problem = deleted and ("%d keys refused, e.g. %s"):format(left, select(2, next(failed)) or "?")
+				or failed;
+			if deletion_failures == 1 then
+				module:log("warn", "Could not delete %d uploaded files from the bucket: %s; retrying", left, problem);
+			end
+			return;
+		end
+	end
+	if deletion_failures > 0 then
+		module:log("info", "Deleting uploaded files from the bucket works again");
+	end
+	deletion_failures = 0;
+end
+
+-- One round of the work behind the slots, in the background; never two at once.
+local working = false;
+local function work()
+	local svc = active;
+	if working or not svc or not records_loaded then
+		return;
+	end
+	working = true;
+	background:run(function ()
+		local now = os.time();
+		local client = s3.new(svc.signer, env.http);
+		local ok, err = pcall(function ()
+			confirm_uploads(svc, client, now);
+			delete_files(client, now);
+		end);
+		working = false;
+		if not ok then
+			module:log("error", "The work behind the slots failed: %s", err);
+		end
+	end);
+end
+module:add_timer(5, function () work(); return 5; end);
+
+---- deleted with the account -------------------------------------------------------
+
+local function delete_uploads_of(owner, reason)
+	local files, err = upload_records:of(owner);
+	if not files then
+		module:log("error", "Could not read the uploads of %s to delete them: %s; trying again later", owner, err);
+		return;
+	end
+	local n = upload_records:delete(files, reason);
+	if n > 0 then
+		module:log("info", "Deleting the %d uploaded files of %s (%s)", n, owner, reason);
+		work();
+	end
+end
+
+module:hook_global("user-deleted", function (event)
+	if event.host == users_host and current().cfg.delete_with_account then
+		delete_uploads_of(event.username .. "@" .. event.host, "account");
+	end
+end);
+
+-- Accounts removed while this module did not hear of it (prosodyctl deluser on 0.12 works
+-- on the storage from outside the server): their uploads go too, found at start and daily.
+local function delete_orphans()
+	if not current().cfg.delete_with_account or not records_loaded or not prosody.hosts[users_host] then
+		return;
+	end
+	local ok, owners = pcall(upload_records.owners, upload_records);
+	for _, owner in ipairs(ok and owners or {}) do
+		local node, host = jid.split(owner);
+		if node and host == users_host and not usermanager.user_exists(node, host) then
+			delete_uploads_of(owner, "account");
+		end
+	end
+end
+module:add_timer(30, function () delete_orphans(); return 86400; end);
 
 ---- slots ------------------------------------------------------------------
 
@@ -339,3 +521,20 @@ end
 
 module:hook("iq-get/host/" .. NS .. ":request", handle_slot_request);
 module:hook("iq-get/host/" .. NS_LEGACY .. ":request", handle_slot_request);
+
+---- users' and admins' commands ------------------------------------------------------
+
+-- Whether a bare JID is one of those this service takes uploads from: a user of the
+-- host it serves, or one the access list names.
+local function may_upload(bare)
+	local node, host = jid.split(bare);
+	local access = current().cfg.access;
+	return (node ~= nil and host == users_host and not users_are_anonymous) or access[bare] or access[host] or false;
+end
+
+module:depends("adhoc");
+local adhoc_new = module:require "adhoc".new;
+for _, command in ipairs(adhoc_commands.new({ records = upload_records, service = current, may_upload = may_upload,
+	wake = work })) do
+	module:provides("adhoc", adhoc_new(table.unpack(command)));
+end

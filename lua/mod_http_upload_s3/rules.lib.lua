@@ -8,6 +8,7 @@
 --   r:refusal(purpose, size, content_type) -> nil | reason       ("toolarge", "typedenied")
 --   r:quota_left(uploader, purpose, size, now) -> true | false, retry_at
 --   r:charge(uploader, purpose, size, now)
+--   r:refund(uploader, purpose, size, at, now)   -- a slot granted at `at` that was never used
 --   r:save(now) -> { { uploader, error }... }   -- write-behind of the quota
 --   r:state(), r:restore(state)                 -- what counts so far, across a module reload
 --   r:upload_type(content_type) -> the type the upload is judged and signed as, or nil
@@ -147,6 +148,17 @@ function rules:charge(uploader, purpose, size, now)
 	local u = self:usage_of(uploader, now // DAY);
 	local f = field(purpose);
 	u[f] = (u[f] or 0) + size;
+	u.dirty = true;
+end
+
+-- A slot that was never used gives its bytes back, if they still count today.
+function rules:refund(uploader, purpose, size, at, now)
+	if at // DAY ~= now // DAY then
+		return;
+	end
+	local u = self:usage_of(uploader, now // DAY);
+	local f = field(purpose);
+	u[f] = math.max(0, (u[f] or 0) - size);
 	u.dirty = true;
 end
 

@@ -9,13 +9,18 @@
 --     response: { status, headers, body, error = { code, message, region, canonical_request } | nil }
 --   client:document(name, none) -> text | false (the bucket has none) | nil, response or problem
 --   client:put_document(name, body), client:delete_document(name) -> response | nil, problem
+--   client:delete_objects(keys) -> deleted keys (a set), failed keys ({ key = code }) | nil, problem
+--     (S3's multi-object delete: at most MAX_DELETE keys a request, with the Content-MD5 it requires)
+--   client:size(key) -> bytes | false (no such object) | nil, problem
 --   s3.parse_error(body) -> { code, message, ... } | nil, s3.http_date(text) -> Unix seconds | nil
 
+local st = require "util.stanza";
 local xml = require "util.xml";
 local hashes = require "util.hashes";
 local base64 = require "util.encodings".base64;
 
-local M = {};
+local M = { MAX_DELETE = 1000 };   -- keys in one multi-object delete, S3's limit
+local S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/";
 
 -- The <Error> of an S3 answer, or STS's <ErrorResponse><Error>; nil when the body has none.
 function M.parse_error(body)
@@ -106,14 +111,57 @@ function client:document(name, none)
 	return response.body;
 end
 
--- S3 wants a checksum of lifecycle and CORS documents; Content-MD5 is the one every provider takes.
+-- S3 wants a checksum of lifecycle and CORS documents and of multi-object deletes;
+-- Content-MD5 is the one every provider takes.
+local function md5_of(body)
+	return { ["Content-MD5"] = base64.encode(hashes.md5(body)) };
+end
+
 function client:put_document(name, body)
-	return self:send("PUT", "", { query = { [name] = "" }, body = body,
-		headers = { ["Content-MD5"] = base64.encode(hashes.md5(body)) } });
+	return self:send("PUT", "", { query = { [name] = "" }, body = body, headers = md5_of(body) });
 end
 
 function client:delete_document(name)
 	return self:send("DELETE", "", { query = { [name] = "" } });
+end
+
+function client:delete_objects(keys)
+	assert(#keys >= 1 and #keys <= M.MAX_DELETE, "1 to MAX_DELETE keys");
+	local request = st.stanza("Delete", { xmlns = S3_NS }):text_tag("Quiet", "false");
+	for _, key in ipairs(keys) do
+		request:tag("Object"):text_tag("Key", key):up();
+	end
+	local body = tostring(request);
+	local response, problem = self:send("POST", "", { query = { delete = "" }, body = body, headers = md5_of(body) });
+	if not response then
+		return nil, problem;
+	elseif response.status ~= 200 then
+		return nil, ("HTTP %d %s"):format(response.status, response.error.code or "");
+	end
+	local ok, doc = pcall(xml.parse, response.body);
+	if not ok or not doc or doc.name ~= "DeleteResult" then
+		return nil, "the answer to a multi-object delete is not a DeleteResult";
+	end
+	local deleted, failed = {}, {};
+	for el in doc:childtags("Deleted") do
+		deleted[el:get_child_text("Key") or ""] = true;
+	end
+	for el in doc:childtags("Error") do
+		failed[el:get_child_text("Key") or ""] = el:get_child_text("Code") or "Error";
+	end
+	return deleted, failed;
+end
+
+function client:size(key)
+	local response, problem = self:send("HEAD", key);
+	if not response then
+		return nil, problem;
+	elseif response.status == 404 then
+		return false;
+	elseif response.status ~= 200 then
+		return nil, ("HTTP %d"):format(response.status);
+	end
+	return tonumber(response.headers["content-length"]) or 0;
 end
 
 return M;

@@ -2,10 +2,12 @@
 -- and the signer they feed, and the one path a slot takes, for the module's
 -- clients and for prosodyctl's check and presign alike.
 --
---   local svc = service.new(cfg, env, store)      -- store: the daily quota's (module:open_store)
+--   local svc = service.new(cfg, env, stores)     -- stores.quota: the daily quota's (module:open_store);
+--                                                 -- stores.records: records.lib's, to record every slot
 --   svc:start(now, on_ready, on_failure)          -- on_ready(source, creds) when a set of credentials
 --                                                 -- can sign; on_failure(problem, failures)
 --   svc:tick(now), svc:ready(now) -> bool, svc:status() -> the chain's, svc:close()
+--   svc:download_url(rec, now) -> the URL a recorded file is downloaded from now | nil, why
 --   svc:slot(req, uploader, now [, trace]) -> slot | nil, err
 --     req: request.parse's fields { filename, size, content_type, purpose, expire_before, malformed }
 --     uploader: { jid =, host =, local_user = bool (a signed-in user of the served host) },
@@ -16,7 +18,7 @@
 --     err: { reason =, text =, retry_at = | nil, max_size = | nil }
 --
 -- The reasons, each a reply the module knows: access, rate, request, filename,
--- purpose, expiry, filesize, toolarge, filetype, typedenied, quota, internal.
+-- purpose, expiry, filesize, toolarge, filetype, typedenied, quota, storage, internal.
 
 local s3sign = require "s3sign";
 local datetime = require "util.datetime";
@@ -26,12 +28,14 @@ local request = module:require "request";
 local rules = module:require "rules";
 
 local MIN_EPHEMERAL = 30;   -- seconds: time to upload, and for someone to fetch it
+local CHECK_AFTER = 5;      -- seconds after a PUT URL expires: its upload may still be finishing
 
 local service = {};
 service.__index = service;
 
-local function new(cfg, env, store)
-	return setmetatable({ cfg = cfg, rules = rules.new(cfg, store), chain = credentials.new(cfg, env) }, service);
+local function new(cfg, env, stores)
+	return setmetatable({ cfg = cfg, rules = rules.new(cfg, stores.quota), records = stores.records,
+		chain = credentials.new(cfg, env) }, service);
 end
 
 local function refusal(reason, text, extra)
@@ -145,11 +149,27 @@ function service:admission(uploader, now)
 	end
 end
 
+-- "12.3 MiB"
+local function bytes(n)
+	for _, unit in ipairs({ "bytes", "KiB", "MiB", "GiB" }) do
+		if n < 1024 or unit == "GiB" then
+			return unit == "bytes" and ("%d bytes"):format(n) or ("%.1f %s"):format(n, unit);
+		end
+		n = n / 1024;
+	end
+end
+
 -- How much: nil when the uploader may have this slot, else the refusal.
 function service:limits(uploader, ask, now)
 	local within, retry_at = self.rules:quota_left(uploader.jid, ask.purpose, ask.size, now);
 	if not within then
 		return refusal("quota", nil, { retry_at = retry_at });
+	end
+	local stored = self.records and self.records:usage(uploader.jid, ask.purpose.name) or 0;
+	if stored + ask.size > ask.purpose.storage_quota then
+		return refusal("storage", ("You store %s of the %s your %s uploads may take; delete some "
+			.. "(the \"Delete uploads\" command of this service) to make room"):format(bytes(stored),
+			bytes(ask.purpose.storage_quota), ask.purpose.name));
 	end
 end
 
@@ -184,9 +204,36 @@ function service:slot(req, uploader, now, trace)
 	end
 	if not admin then
 		self.rules:charge(uploader.jid, ask.purpose, ask.size, now);
+		if self.records then
+			local expires_after = ask.purpose.expires_after;
+			self.records:add({ key = key, owner = uploader.jid, filename = req.filename, size = ask.size,
+				content_type = ask.content_type, purpose = ask.purpose.name, at = now,
+				due = ask.purpose.name == "ephemeral" and now + ask.get_expires
+					or expires_after and now + expires_after * 86400 or nil,
+				check_at = now + self.cfg.put_expires + CHECK_AFTER });
+		end
 	end
 	return { put = put, get = get, key = key, size = ask.size, purpose = ask.purpose.name, content_type = signed_type,
 		canonical_request = canonical_request };
 end
 
-return { new = new };
+-- Where a recorded file is downloaded from now: its public URL, or a presigned one that lives
+-- as long as a slot's would, and not past the file's due time.
+function service:download_url(rec, now)
+	local purpose = self.cfg.purposes[rec.purpose];
+	if not purpose or not self.signer then
+		return nil, "not served by this configuration";
+	end
+	local options;
+	if purpose.presign_get then
+		local expires = math.min(self.cfg.get_expires, (rec.due or math.huge) - now);
+		if expires < 1 then
+			return nil, "past its time";
+		end
+		options = self.rules:download_options(expires, rec.filename, rec.content_type);
+		options.now = now;
+	end
+	return self.signer:download(rec.key, options);
+end
+
+return { new = new, bytes = bytes };

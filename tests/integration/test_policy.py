@@ -15,7 +15,6 @@ Services under test (users alice and bob of example.test, friend and stranger of
   bot.remote           an external component, sending as a domain that is not a local user's
 """
 import argparse
-import asyncio
 import datetime
 import os
 import sys
@@ -25,8 +24,6 @@ import client
 import stack
 from checks import check, refused, summary
 from client import NS, NS_LEGACY, SlotError, http_request
-from slixmpp.xmlstream.handler import Callback
-from slixmpp.xmlstream.matcher import MatchXPath
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PASSWORD = "correct horse"
@@ -166,35 +163,8 @@ def test_signer_failure(alice):
 
 def test_flood(p, alice, bob, count):
     """count slot requests as fast as one connection takes them, while another client pings."""
-    answers, pings = {"result": 0, "error": 0}, []
-    done = client.loop.create_future()
-
-    def on_answer(iq):
-        if iq["id"].startswith("flood-"):
-            answers[iq["type"]] += 1
-            if sum(answers.values()) == count and not done.done():
-                done.set_result(True)
-    alice.xmpp.register_handler(Callback("flood answers", MatchXPath("{jabber:client}iq"), on_answer))
-
-    async def flood():
-        for i in range(count):
-            alice.xmpp.send_raw("<iq type='get' id='flood-%d' to='example.test'><request xmlns='%s' "
-                                "filename='flood %d.txt' size='%d' content-type='text/plain'/></iq>" % (i, NS, i, i))
-            if i % 500 == 0:
-                await asyncio.sleep(0)   # let the socket drain and pings through
-        await asyncio.wait_for(done, 120)
-
-    async def pinger():
-        while not done.done():
-            started = time.monotonic()
-            await bob.xmpp["xep_0199"].ping(jid="example.test", timeout=10)
-            pings.append(time.monotonic() - started)
-            await asyncio.sleep(0.05)
-
     rss_before = p.rss_kib()
-    started = time.monotonic()
-    client.run_all(flood(), pinger())
-    elapsed = time.monotonic() - started
+    answers, pings, elapsed = client.flood(alice, "example.test", count, bob, "example.test")
     time.sleep(1)
     rss_after = p.rss_kib()
     print("flood: %d requests in %.1fs (%d slots, %d errors); %d pings, slowest %.0f ms; RSS %d -> %d KiB"

@@ -14,6 +14,7 @@ package.loaded["core.configmanager"] = {
 	get = function (host, key) return (prosody_config[host] or {})[key]; end,
 };
 package.loaded["net.http"] = { request = function () error("no HTTP expected"); end };
+package.loaded["core.usermanager"] = { user_exists = function () return true; end };
 package.loaded["util.timer"] = { add_task = function () end, stop = function () end };
 
 local function metric()
@@ -29,8 +30,15 @@ end
 local function load_module(options)
 	prosody_config[HOST] = options;
 	local m = { host = HOST, name = "http_upload_s3", path = "lua/mod_http_upload_s3/mod_http_upload_s3.lua",
-		hooks = {}, items = {}, logs = {}, stored = {} };
-	m.require = module.require;
+		hooks = {}, items = {}, logs = {}, stored = {}, commands = {} };
+	m.records_map, m.records_keyval, m.records_index = memory_records_stores();
+	function m:require(name)
+		if name == "adhoc" then   -- Prosody's own, which mod_adhoc's commands are made with
+			return { new = function (...) return { ... }; end };
+		end
+		return module:require(name);
+	end
+	function m:provides(kind, item) if kind == "adhoc" then self.commands[item[2]] = item; end end
 	function m:get_option(name) return options[name]; end
 	function m:get_option_string(name, default) return options[name] or default; end
 	function m:get_host_type() return "local"; end
@@ -39,7 +47,9 @@ local function load_module(options)
 	function m:add_item(kind, value) table.insert(self.items, { kind, value }); end
 	function m:remove_item() end
 	function m:metric() return metric(); end
-	function m:open_store()
+	function m:open_store(name, kind)
+		if name == "upload_records" then return kind == "map" and m.records_map or m.records_keyval; end
+		if name == "upload_record_pages" then return m.records_index; end
 		return { get = function (_, user) return m.stored[user]; end,
 			set = function (_, user, value) m.stored[user] = value; return true; end };
 	end
@@ -60,7 +70,9 @@ local OPTIONS = {
 local function options(extra)
 	local o = {};
 	for k, v in pairs(OPTIONS) do o[k] = v; end
-	for k, v in pairs(extra or {}) do o[k] = v ~= false and v or nil; end
+	for k, v in pairs(extra or {}) do
+		if v == "nil" then o[k] = nil; else o[k] = v; end
+	end
 	return o;
 end
 
@@ -109,7 +121,7 @@ describe("the module file", function ()
 		local _, ok, err = load_module(options({ http_upload_s3_expires = 0 }));
 		assert.is_false(ok);
 		assert.equal("Refusing to load: http_upload_s3_expires must be between 1 and 604800", err);
-		_, ok, err = load_module(options({ http_upload_s3_secret_key = false,
+		_, ok, err = load_module(options({ http_upload_s3_secret_key = "nil",
 			http_upload_s3_secret_key_file = "/nonexistent/secret" }));
 		assert.is_false(ok);
 		assert.matches("^Refusing to load: http_upload_s3_secret_key_file cannot be read", err);
@@ -133,5 +145,45 @@ describe("the module file", function ()
 		local again = load_module(options({ http_upload_s3_daily_quota = 10 }));
 		again.restore(saved);
 		assert.equal("error", ask(again, { filename = "a.txt", size = "1" }).attr.type);
+	end);
+
+	it("offers users their own uploads, and never another's", function ()
+		local m = load_module(options());
+		for _ = 1, 2 do assert.equal("result", ask(m, { filename = "mine.txt", size = "5" }).attr.type); end
+		m.records_index:set("bob@example.org", { n = 1, fill = 1 });
+		m.records_map:set_keys("bob@example.org#1", { ["http_uploads/b/theirs.txt"] = { filename = "theirs.txt", size = 7,
+			purpose = "message", at = 1, state = "stored" } });
+		local list = m.commands["http_upload_s3#list"][3];
+		local shown = list(nil, { from = "alice@example.org/phone" });
+		assert.equal("completed", shown.status);
+		assert.matches("mine.txt, 5 bytes, [%d-]+T[%d:]+Z, message, not uploaded yet\n", shown.info);
+		assert.matches("message uploads: 10 bytes stored", shown.info, 1, true);
+		assert.not_matches("theirs.txt", shown.info, 1, true);
+		assert.equal("error", list(nil, { from = "mallory@evil.example/x" }).status);
+
+		local delete = m.commands["http_upload_s3#delete"][3];
+		local step = delete(nil, { from = "alice@example.org/phone" });
+		local offered = {};
+		for _, field in ipairs(step.form) do
+			for _, option in ipairs(field.name == "files" and field.options or {}) do offered[option.value] = option.label; end
+		end
+		assert.is_nil(offered["http_upload_s3/b/theirs.txt"]);
+		-- a forged answer naming bob's key deletes nothing of bob's
+		local mine = next(offered);
+		local form = step.form:form({ files = { mine, "http_uploads/b/theirs.txt" } }, "submit");
+		local done = delete(nil, { from = "alice@example.org/phone", form = form, action = "complete" }, "executing");
+		assert.same({ "completed", "1 file deleted." }, { done.status, done.info });
+		assert.matches("being deleted", list(nil, { from = "alice@example.org/phone" }).info, 1, true);
+	end);
+
+	it("marks a deleted account's uploads for deletion", function ()
+		local m = load_module(options());
+		assert.equal("result", ask(m, { filename = "a.txt", size = "1" }).attr.type);
+		m.hooks["user-deleted"]({ username = "alice", host = HOST });
+		assert.matches("Deleting the 1 uploaded files of alice@example.org (account)", table.concat(m.logs, "\n"), 1, true);
+		local kept = load_module(options({ http_upload_s3_delete_with_account = false }));
+		assert.equal("result", ask(kept, { filename = "a.txt", size = "1" }).attr.type);
+		kept.hooks["user-deleted"]({ username = "alice", host = HOST });
+		assert.not_matches("Deleting the", table.concat(kept.logs, "\n"), 1, true);
 	end);
 end);

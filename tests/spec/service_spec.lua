@@ -2,14 +2,15 @@
 -- a configuration read by config.lib.lua, its credentials, its rules, the signer.
 local config = module:require "config";
 local service = module:require "service";
+local records = module:require "records";
 
 local NOW = 1764650000;
 local KEY = "AKIAIOSFODNN7EXAMPLE";
 local ALICE = { jid = "alice@example.org", host = "example.org", local_user = true };
 
-local function memory_store()
-	local records = {};
-	return { get = function (_, user) return records[user]; end, set = function (_, user, v) records[user] = v; return true; end };
+local function quota_store()
+	local saved = {};
+	return { get = function (_, user) return saved[user]; end, set = function (_, user, v) saved[user] = v; return true; end };
 end
 
 -- A started service for these options (over a bucket on AWS, credentials in the options).
@@ -20,7 +21,7 @@ local function service_with(options)
 	local env = { getenv = function () end, http = function () error("no request expected"); end,
 		read_file = function () return nil, "no files here"; end };
 	local cfg = assert(config.read(function (name) return all[name]; end, env));
-	local svc = service.new(cfg, env, memory_store());
+	local svc = service.new(cfg, env, { quota = quota_store(), records = records.new(memory_records_stores()) });
 	local problems = {};
 	svc:start(NOW, function () end, function (why) table.insert(problems, why); end);
 	return svc, problems;
@@ -101,5 +102,40 @@ describe("service:slot", function ()
 		local slot = assert(service_with():slot(request(), { admin = true }, NOW, true));
 		assert.matches("^PUT\n/http_uploads/", slot.canonical_request);
 		assert.matches("content-length:1000\n", slot.canonical_request, 1, true);
+	end);
+
+	it("records every client's slot (never prosodyctl's), with when it is due to go", function ()
+		local svc = service_with { purposes = { "ephemeral", "permanent" }, expires_after = 2 * 86400 };
+		local slot = assert(svc:slot(request(), ALICE, NOW));
+		assert(svc:slot(request { purpose = "permanent" }, ALICE, NOW));
+		assert(svc:slot(request { purpose = "ephemeral", expire_before = "2025-12-02T05:00:00Z" }, ALICE, NOW));
+		assert(svc:slot(request(), { admin = true }, NOW));
+		local list = svc.records:of(ALICE.jid);
+		assert.equal(3, #list);
+		local by_purpose = {};
+		for _, rec in ipairs(list) do by_purpose[rec.purpose] = rec; end
+		assert.same({ slot.key, "alice@example.org", "holiday photo.jpg", 1000, "image/jpeg", NOW + 2 * 86400, "pending" },
+			{ by_purpose.message.key, by_purpose.message.owner, by_purpose.message.filename, by_purpose.message.size,
+				by_purpose.message.content_type, by_purpose.message.due, by_purpose.message.state });
+		assert.is_nil(by_purpose.permanent.due);   -- kept for ever
+		assert.equal(1764651600, by_purpose.ephemeral.due);   -- expire-before
+		assert.equal(NOW + 300 + 5, by_purpose.message.check_at);   -- after its PUT URL expired
+	end);
+
+	it("refuses past the storage quota, saying what is used, and grants again once files are deleted", function ()
+		local svc = service_with { storage_quota = 2500 };
+		assert(svc:slot(request { size = "1000" }, ALICE, NOW));
+		assert(svc:slot(request { size = "1000" }, ALICE, NOW));
+		local slot, err = svc:slot(request { size = "1000" }, ALICE, NOW);
+		assert.is_nil(slot);
+		assert.equal("storage", err.reason);
+		assert.matches("You store 2.0 KiB of the 2.4 KiB your message uploads may take; delete some", err.text, 1, true);
+		assert(svc:slot(request { size = "1000" }, { jid = "bob@example.org", host = "example.org", local_user = true }, NOW));
+		svc.records:delete({ svc.records:of(ALICE.jid)[1] }, "user");
+		assert(svc:slot(request { size = "1000" }, ALICE, NOW));   -- at once, while the bucket deletes it
+		-- an upload that never came gives its bytes back, once the bucket says so
+		local never = svc.records:due_checks(NOW + 400)[1];
+		svc.records:vanish(never);
+		assert.equal(1000, svc.records:usage(ALICE.jid, "message"));
 	end);
 end);

@@ -1,0 +1,348 @@
+-- What the server signed, and who owns it: a record per granted slot, in
+-- Prosody's storage, the object key as the key, and the request as
+-- mod_http_file_share keeps its uploads (file name, size, content type, when),
+-- with what this module knows besides.
+--
+-- An owner's records are in pages of at most PAGE_SIZE, each a table in a map
+-- store under "<owner>#<page>", and an index (a keyval store under the owner)
+-- says how many pages there are: one user's files are listed, counted and
+-- deleted without reading anyone else's, and a flush writes each page that
+-- changed in one set_keys (one transaction on SQL), so that what a write costs
+-- stays the same however many files an owner has.
+--
+-- Pure: the stores come in (module:open_store("upload_records", "map") and the
+-- same as "keyval", and "upload_record_pages"), and every write goes through
+-- flush(), behind the slot path, which only touches memory. A write that fails
+-- stays for the next flush.
+--
+--   local r = records.new(map, keyval, index)
+--   r:add(rec)                 rec: { key, owner, filename, size, content_type, purpose, at, due, check_at }
+--   r:flush([more]) -> failures, first problem   more(): whether there is time for another write
+--                                              (a database blocks the server while it writes)
+--   r:load()                   at start: every owner's usage, the checks and deletions still to do
+--   r:usage(owner, purpose) -> bytes stored or on their way (size asked until the upload is confirmed)
+--   r:of(owner) -> records, oldest first | nil, problem; r:owners() -> owners with records
+--   r:due_checks(now) -> records whose upload URL has expired, still to be looked for in the bucket
+--   r:recheck(rec, at), r:confirm(rec, size), r:vanish(rec)   later; the object is there; it never came
+--   r:delete(recs, reason) -> count            to be deleted from the bucket; after a takedown the
+--                                              record stays, "removed", for the owner's list to show
+--   r:deletions(n) -> up to n records to delete; r:deleted(rec); r:retry(rec)
+--   r:totals() -> records, bytes               what every owner stores, for the statistics
+--   r:state(), r:restore(state)                across a module reload
+
+local M = {};
+
+-- Uploads waiting to be looked for in the bucket, at most: past it, a record stays
+-- "pending" in storage and is looked for after the next start (a bound on memory in a flood).
+local MAX_CHECKS = 100000;
+
+local PAGE_SIZE = 256;
+
+-- What is stored of a record (the key and the owner are where it is stored).
+local FIELDS = { "filename", "size", "content_type", "purpose", "at", "due", "check_at", "state", "stored", "reason" };
+
+local function to_value(rec)
+	local value = {};
+	for _, field in ipairs(FIELDS) do value[field] = rec[field]; end
+	return value;
+end
+
+local function from_value(key, value, owner, page)
+	local rec = { key = key, owner = owner, page = page, written = true };
+	for _, field in ipairs(FIELDS) do rec[field] = value[field]; end
+	rec.purpose, rec.state = rec.purpose or "message", rec.state or "pending";
+	return rec;
+end
+
+local records = {};
+records.__index = records;
+
+function M.new(map, keyval, index)
+	return setmetatable({
+		map = map, keyval = keyval, index = index,
+		pages = {},        -- owner -> { n = pages, fill = records in the last } as the index has it
+		dirty = {},        -- key -> record to write (appended if new, set if changed, deleted if gone)
+		bytes = {},        -- owner -> purpose -> bytes stored or on their way
+		n_records = 0, n_bytes = 0,
+		checks = {},       -- records whose upload is still to be looked for, by check_at
+		to_delete = {},    -- records to delete from the bucket, in order
+	}, records);
+end
+
+-- The bytes a record counts: what is stored once confirmed, what was asked before;
+-- nothing once its owner or an admin asked for it to go.
+local function counted(rec)
+	if rec.state == "deleting" or rec.state == "removed" then
+		return 0;
+	end
+	return rec.stored or rec.size;
+end
+
+function records:count(rec, sign)
+	local u = self.bytes[rec.owner];
+	if not u then
+		u = {};
+		self.bytes[rec.owner] = u;
+	end
+	u[rec.purpose] = math.max(0, (u[rec.purpose] or 0) + sign * counted(rec));
+	self.n_bytes = math.max(0, self.n_bytes + sign * counted(rec));
+	if rec.state ~= "removed" then
+		self.n_records = math.max(0, self.n_records + sign);
+	end
+end
+
+function records:totals()
+	return self.n_records, self.n_bytes;
+end
+
+function records:add(rec)
+	rec.state = "pending";
+	self.dirty[rec.key] = rec;
+	self:count(rec, 1);
+	if #self.checks < MAX_CHECKS then
+		table.insert(self.checks, rec);
+	end
+end
+
+function records:usage(owner, purpose)
+	local u = self.bytes[owner];
+	return u and u[purpose] or 0;
+end
+
+local function page_of(owner, page)
+	return owner .. "#" .. page;
+end
+
+-- An owner's pages as the index has them; nil and why when the store does not answer.
+function records:pages_of(owner)
+	local pages = self.pages[owner];
+	if not pages then
+		local stored, err = self.index:get(owner);
+		if stored == nil and err then
+			return nil, err;
+		end
+		pages = stored or { n = 0, fill = PAGE_SIZE };
+		self.pages[owner] = pages;
+	end
+	return pages;
+end
+
+-- Write what changed: each page's changes in one set_keys, new records at the
+-- end of their owner's last page, the index when it grew; what cannot be
+-- written, or for which more() says there is no time left, stays for the next time.
+function records:flush(more)
+	more = more or function () return true; end
+	local failures, first = 0, nil;
+	local function failed(err)
+		failures, first = failures + 1, first or tostring(err);
+	end
+	local new, by_page = {}, {};
+	for _, rec in pairs(self.dirty) do
+		if rec.page then
+			local page = page_of(rec.owner, rec.page);
+			by_page[page] = by_page[page] or {};
+			table.insert(by_page[page], rec);
+		elseif not rec.gone then
+			new[rec.owner] = new[rec.owner] or {};
+			table.insert(new[rec.owner], rec);
+		else
+			self.dirty[rec.key] = nil;   -- never written: nothing to delete
+		end
+	end
+	for owner, list in pairs(new) do
+		if not more() then
+			return failures, first;
+		end
+		local pages, err = self:pages_of(owner);
+		if not pages then
+			failed(err);
+		else
+			local grown = { n = pages.n, fill = pages.fill };
+			table.sort(list, function (a, b) return a.at < b.at or (a.at == b.at and a.key < b.key); end);
+			local placed = {};
+			for _, rec in ipairs(list) do
+				if grown.fill >= PAGE_SIZE then
+					grown.n, grown.fill = grown.n + 1, 0;
+				end
+				grown.fill = grown.fill + 1;
+				placed[rec] = grown.n;
+			end
+			local ok;
+			ok, err = self.index:set(owner, grown);
+			if not ok then
+				failed(err);
+			else
+				self.pages[owner] = grown;
+				for rec, page in pairs(placed) do
+					rec.page = page;
+					local name = page_of(owner, page);
+					by_page[name] = by_page[name] or {};
+					table.insert(by_page[name], rec);
+				end
+			end
+		end
+	end
+	for name, list in pairs(by_page) do
+		if not more() then
+			break;
+		end
+		local changes = {};
+		for _, rec in ipairs(list) do
+			changes[rec.key] = rec.gone and self.map.remove or to_value(rec);
+		end
+		local ok, err = self.map:set_keys(name, changes);
+		if ok then
+			for _, rec in ipairs(list) do
+				rec.written = not rec.gone;
+				self.dirty[rec.key] = nil;
+			end
+		else
+			failed(err);
+		end
+	end
+	return failures, first;
+end
+
+-- Every record of an owner, oldest first: what the store has, with what is still to be written over it.
+function records:of(owner)
+	local pages, err = self:pages_of(owner);
+	if not pages then
+		return nil, err;
+	end
+	local list, seen = {}, {};
+	for page = 1, pages.n do
+		local stored;
+		stored, err = self.keyval:get(page_of(owner, page));
+		if stored == nil and err then
+			return nil, err;
+		end
+		for key, value in pairs(stored or {}) do
+			local rec = self.dirty[key] or from_value(key, value, owner, page);
+			seen[key] = true;
+			if not rec.gone then table.insert(list, rec); end
+		end
+	end
+	for key, rec in pairs(self.dirty) do
+		if rec.owner == owner and not seen[key] and not rec.gone then
+			table.insert(list, rec);
+		end
+	end
+	table.sort(list, function (a, b) return a.at < b.at or (a.at == b.at and a.key < b.key); end);
+	return list;
+end
+
+function records:owners()
+	local owners, seen = {}, {};
+	for owner in self.index:users() do
+		seen[owner] = true;
+		table.insert(owners, owner);
+	end
+	for _, rec in pairs(self.dirty) do
+		if not seen[rec.owner] then
+			seen[rec.owner] = true;
+			table.insert(owners, rec.owner);
+		end
+	end
+	table.sort(owners);
+	return owners;
+end
+
+-- At start: what every owner uses, and the checks and deletions a restart interrupted.
+function records:load()
+	for _, owner in ipairs(self:owners()) do
+		for _, rec in ipairs(assert(self:of(owner))) do
+			if not self.dirty[rec.key] then
+				self:count(rec, 1);
+				if rec.state == "pending" then
+					table.insert(self.checks, rec);
+				elseif rec.state == "deleting" then
+					table.insert(self.to_delete, rec);
+				end
+			end
+		end
+	end
+	table.sort(self.checks, function (a, b) return (a.check_at or 0) < (b.check_at or 0); end);
+end
+
+function records:due_checks(now)
+	local due, later = {}, {};
+	for _, rec in ipairs(self.checks) do
+		if rec.state == "pending" then   -- not deleted meanwhile
+			table.insert((rec.check_at or 0) <= now and due or later, rec);
+		end
+	end
+	self.checks = later;
+	return due;
+end
+
+-- Look again later (the bucket did not answer).
+function records:recheck(rec, at)
+	rec.check_at = at;
+	table.insert(self.checks, rec);
+end
+
+function records:confirm(rec, size)
+	self:count(rec, -1);
+	rec.state, rec.stored = "stored", size;
+	self:count(rec, 1);
+	self.dirty[rec.key] = rec;
+end
+
+function records:vanish(rec)
+	self:count(rec, -1);
+	rec.gone = true;
+	self.dirty[rec.key] = rec;
+end
+
+-- Why a record stays once its file is deleted: an admin's takedown, which the owner is shown.
+local KEPT = { takedown = true };
+
+function records:delete(list, reason)
+	local n = 0;
+	for _, rec in ipairs(list) do
+		if rec.state ~= "deleting" and rec.state ~= "removed" then
+			self:count(rec, -1);
+			rec.state, rec.reason = "deleting", reason;
+			self:count(rec, 1);
+			self.dirty[rec.key] = rec;
+			table.insert(self.to_delete, rec);
+			n = n + 1;
+		end
+	end
+	return n;
+end
+
+function records:deletions(n)
+	local batch = {};
+	while #batch < n and #self.to_delete > 0 do
+		table.insert(batch, table.remove(self.to_delete, 1));
+	end
+	return batch;
+end
+
+function records:deleted(rec)
+	self:count(rec, -1);
+	if KEPT[rec.reason] then
+		rec.state = "removed";
+		self:count(rec, 1);
+	else
+		rec.gone = true;
+	end
+	self.dirty[rec.key] = rec;
+end
+
+-- A deletion the bucket refused or did not answer: in line again.
+function records:retry(rec)
+	table.insert(self.to_delete, rec);
+end
+
+function records:state()
+	return { dirty = self.dirty, bytes = self.bytes, checks = self.checks, to_delete = self.to_delete,
+		pages = self.pages, n_records = self.n_records, n_bytes = self.n_bytes };
+end
+
+function records:restore(state)
+	for k, v in pairs(state) do self[k] = v; end
+end
+
+return M;

@@ -1,0 +1,154 @@
+-- What the server signed, and who owns it (lua/mod_http_upload_s3/records.lib.lua),
+-- over an archive store in memory (tests/spec/helper.lua) that can be made to fail.
+local records = module:require "records";
+
+local T0 = 1764650000;
+
+local function rec(owner, n, fields)
+	local r = { key = ("up/%04d/file%d.txt"):format(n, n), owner = owner, filename = "file" .. n .. ".txt", size = 100 * n,
+		content_type = "text/plain", purpose = "message", at = T0 + n, due = T0 + 7 * 86400, check_at = T0 + n + 305 };
+	for k, v in pairs(fields or {}) do r[k] = v; end
+	return r;
+end
+
+describe("records", function ()
+	it("take only memory on the slot path, and are written behind, under their owner", function ()
+		local map, keyval, index = memory_records_stores();
+		local r = records.new(map, keyval, index);
+		r:add(rec("alice@example.org", 1));
+		r:add(rec("alice@example.org", 2));
+		r:add(rec("bob@example.org", 3));
+		assert.is_nil(map.data["alice@example.org#1"]);   -- nothing written yet
+		assert.equal(300, r:usage("alice@example.org", "message"));
+		assert.equal(0, (r:flush()));
+		local written = map.data["alice@example.org#1"]["up/0001/file1.txt"];
+		assert.same({ filename = "file1.txt", size = 100, content_type = "text/plain", purpose = "message", at = T0 + 1,
+			due = T0 + 7 * 86400, check_at = T0 + 306, state = "pending" }, written);
+		assert.is_table(map.data["bob@example.org#1"]["up/0003/file3.txt"]);
+	end);
+
+	it("write each owner's changes at once, and keep what cannot be written until the store is back", function ()
+		local map, keyval, index = memory_records_stores();
+		local calls = 0;
+		local set_keys = map.set_keys;
+		function map.set_keys(...) calls = calls + 1; return set_keys(...); end
+		local r = records.new(map, keyval, index);
+		map.failing = true;
+		for n = 1, 50 do r:add(rec("alice@example.org", n)); end
+		local failures, problem = r:flush();
+		assert.same({ 1, "database is down" }, { failures, problem });
+		map.failing = false;
+		calls = 0;
+		assert.equal(0, (r:flush()));
+		assert.equal(1, calls);   -- fifty records, one page, one write
+		assert.equal(50, #r:of("alice@example.org"));
+		assert.equal(0, (r:flush()));
+		assert.equal(1, calls);   -- written once, not again
+	end);
+
+	it("list an owner's files from the store and from memory, never another's", function ()
+		local r = records.new(memory_records_stores());
+		r:add(rec("alice@example.org", 1));
+		r:flush();
+		r:add(rec("alice@example.org", 2));   -- not written yet
+		r:add(rec("bob@example.org", 3));
+		local mine = r:of("alice@example.org");
+		assert.same({ "file1.txt", "file2.txt" }, { mine[1].filename, mine[2].filename });
+		assert.equal(2, #mine);
+		assert.same({ "alice@example.org", "bob@example.org" }, r:owners());
+	end);
+
+	it("are confirmed with the size stored, or go when the upload never came", function ()
+		local r = records.new(memory_records_stores());
+		local a, b = rec("alice@example.org", 1), rec("alice@example.org", 2);
+		r:add(a);
+		r:add(b);
+		assert.same({}, r:due_checks(T0));   -- the PUT URLs still live
+		local due = r:due_checks(T0 + 400);
+		assert.equal(2, #due);
+		r:confirm(a, 42);
+		r:vanish(b);
+		assert.equal(42, r:usage("alice@example.org", "message"));
+		r:flush();
+		local list = r:of("alice@example.org");
+		assert.same({ 1, "stored", 42 }, { #list, list[1].state, list[1].stored });
+		assert.same({}, r:due_checks(T0 + 10^6));
+	end);
+
+	it("go from the bucket first: the record stays until the bucket says the file is deleted", function ()
+		local r = records.new(memory_records_stores());
+		for n = 1, 3 do r:add(rec("alice@example.org", n)); end
+		r:flush();
+		assert.equal(3, r:delete(r:of("alice@example.org"), "account"));
+		assert.equal(0, r:delete(r:of("alice@example.org"), "account"));   -- once
+		local batch = r:deletions(2);
+		assert.equal(2, #batch);
+		r:deleted(batch[1]);
+		r:retry(batch[2]);   -- the bucket did not delete this one
+		r:flush();
+		local left = r:of("alice@example.org");
+		assert.same({ 2, "deleting", "deleting" }, { #left, left[1].state, left[2].state });
+		assert.equal(2, #r:deletions(10));
+		assert.equal(0, r:usage("alice@example.org", "message"));   -- counted no more once asked to go
+		assert.same({ 2, 0 }, { r:totals() });
+	end);
+
+	it("after a takedown, stay to show the owner the file was removed", function ()
+		local r = records.new(memory_records_stores());
+		local a = rec("alice@example.org", 1);
+		r:add(a);
+		r:delete({ a }, "takedown");
+		r:deleted(r:deletions(1)[1]);
+		r:flush();
+		local list = r:of("alice@example.org");
+		assert.same({ 1, "removed" }, { #list, list[1].state });
+		assert.equal(0, r:usage("alice@example.org", "message"));
+	end);
+
+	it("pick up at start what a restart interrupted: usage, checks still to do, deletions", function ()
+		local map, keyval, index = memory_records_stores();
+		local before = records.new(map, keyval, index);
+		local a, b, c = rec("alice@example.org", 1), rec("alice@example.org", 2), rec("bob@example.org", 3);
+		for _, x in ipairs({ a, b, c }) do before:add(x); end
+		before:confirm(a, 100);
+		before:delete({ c }, "account");
+		before:flush();
+		local after = records.new(map, keyval, index);
+		after:load();
+		assert.same({ 300, 0 }, { after:usage("alice@example.org", "message"), after:usage("bob@example.org", "message") });
+		local due = after:due_checks(T0 + 10^6);
+		assert.same({ 1, "file2.txt" }, { #due, due[1].filename });
+		local deleting = after:deletions(10);
+		assert.same({ 1, "file3.txt" }, { #deleting, deleting[1].filename });
+		assert.same({ 3, 300 }, { after:totals() });
+	end);
+
+	it("keep an owner's records in pages, so that what a write costs does not grow with their number", function ()
+		local map, keyval, index = memory_records_stores();
+		local r = records.new(map, keyval, index);
+		for n = 1, 600 do r:add(rec("alice@example.org", n)); end
+		r:flush();
+		assert.same({ n = 3, fill = 88 }, index:get("alice@example.org"));
+		local sizes = {};
+		for page = 1, 3 do
+			local n = 0;
+			for _ in pairs(map.data["alice@example.org#" .. page]) do n = n + 1; end
+			sizes[page] = n;
+		end
+		assert.same({ 256, 256, 88 }, sizes);
+		-- a confirmation touches only its own page
+		local writes = {};
+		local set_keys = map.set_keys;
+		function map.set_keys(self, name, changes) table.insert(writes, name); return set_keys(self, name, changes); end
+		local due = r:due_checks(T0 + 10^6);
+		r:confirm(due[600], 1);
+		r:flush();
+		assert.same({ "alice@example.org#3" }, writes);
+		assert.equal(600, #r:of("alice@example.org"));
+		local after = records.new(map, keyval, index);
+		after:load();
+		local expected = 1;   -- the confirmed one's size, and what the others asked for
+		for n = 1, 599 do expected = expected + 100 * n; end
+		assert.same({ 600, expected }, { #after:of("alice@example.org"), after:usage("alice@example.org", "message") });
+	end);
+end);
