@@ -103,7 +103,7 @@ test-crosscheck: $(B)/s3sign.so
 INTEGRATION_TESTS = tests/integration/test_upload.py tests/integration/test_policy.py tests/integration/test_s2s.py \
                     tests/integration/test_prosodyctl.py tests/integration/test_install.py \
                     tests/integration/test_purposes.py tests/integration/test_hostile.py tests/integration/test_records.py \
-                    tests/integration/test_credentials.py \
+                    tests/integration/test_deletion.py tests/integration/test_credentials.py \
                     tests/integration/test_sql_quota.py \
                     tests/integration/test_xmppjs.py tests/integration/test_browser.py \
                     tests/integration/test_logs.py

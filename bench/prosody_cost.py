@@ -22,6 +22,14 @@ else utime+stime from /proc/PID/stat (clock ticks). Figures are per request.
 
 The module needs no S3 here: presigning does no I/O, and no upload happens.
 
+Then what watching users' outgoing messages costs (a retracted message takes its
+file with it): chat messages from a user of bench.test, whose upload component
+watches them, and from a user of plain.test, whose component has the option
+off (http_upload_s3_delete_on_retraction = false), each sent to the user's own
+address, with a plain body or with one of the service's download links, in
+interleaved rounds as above; each batch ends with a ping, whose answer says
+every message before it was handled. Printed per message, and on minus off.
+
 Prints a table, the ratios, PASS/MISS for the target (module within 1.15x of
 the stand-in) and "prosody_<kind>_us X" lines. A miss is a result: the exit
 status is 1 only when a kind got errors or missing answers (the figures would
@@ -44,6 +52,7 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 TARGET = 1.15            # module / stand-in
+PLAIN = "plain.test"     # its upload component does not watch messages
 PASSWORD = "bench password"
 DOMAIN = "bench.test"
 NS = client.NS
@@ -217,6 +226,65 @@ class Blaster:
         return self.results[kind] + self.errors[kind] + self.bad[kind]
 
 
+# ---- messages: what watching them costs ---------------------------------------------
+
+# a link as the module hands them out for the benchmark's config (to no file of the sender's)
+LINK = ("https://s3.eu-west-2.amazonaws.com/example-upload-bucket/http_uploads/"
+        "8d7e4b5a-2f1c-4e9b-a3d6-0c5f7e2b91a4/holiday%20photo.jpg")
+MESSAGE_KINDS = {   # kind -> (label, sender's host, body)
+    "text_on": ("plain message, watched", DOMAIN, "shall we meet at noon in the usual place?"),
+    "link_on": ("message with a link, watched", DOMAIN, "look: " + LINK),
+    "text_off": ("plain message, option off", PLAIN, "shall we meet at noon in the usual place?"),
+    "link_off": ("message with a link, option off", PLAIN, "look: " + LINK),
+}
+
+
+async def message_batch(c, jid, body, first, count, timeout):
+    for i in range(first, first + count):
+        c.xmpp.send_raw("<message to='%s' type='chat' id='msg%d'><body>%s</body>"
+                        "<origin-id xmlns='urn:xmpp:sid:0' id='msg%d'/></message>" % (jid, i, body, i))
+        if i % 200 == 0:
+            await asyncio.sleep(0)   # let the socket drain
+    await c.xmpp["xep_0199"].ping(jid=jid.split("@")[1], timeout=timeout)   # answered once all before it are handled
+
+
+def measure_messages(clients, clock, requests, rounds, timeout):
+    kinds = list(MESSAGE_KINDS)
+    orders = balanced_orders(kinds)
+    per_round = [requests // rounds + (1 if r < requests % rounds else 0) for r in range(rounds)]
+    round_us = {k: [] for k in kinds}
+    index = 0
+    for kind in kinds:   # warm-up, not measured
+        _, host, body = MESSAGE_KINDS[kind]
+        clients[host].run(message_batch(clients[host], "alice@" + host, body, index, 200, timeout))
+        index += 200
+    for r, count in enumerate(per_round):
+        for kind in orders[r % len(orders)]:
+            _, host, body = MESSAGE_KINDS[kind]
+            t0, _ = clock()
+            clients[host].run(message_batch(clients[host], "alice@" + host, body, index, count, timeout))
+            t1, _ = clock()
+            index += count
+            round_us[kind].append(1e6 * (t1 - t0) / count)
+    return round_us
+
+
+def report_messages(round_us, requests):
+    print()
+    print("What watching outgoing messages costs: %d messages of each kind, to the sender's own address" % requests)
+    header = "%-34s %14s %16s" % ("kind", "us/message", "rounds min-max")
+    print(header)
+    print("-" * len(header))
+    median = {k: statistics.median(v) for k, v in round_us.items()}
+    for kind, (label, _, _) in MESSAGE_KINDS.items():
+        print("%-34s %14.1f %16s" % (label, median[kind], "%.0f-%.0f" % (min(round_us[kind]), max(round_us[kind]))))
+    print("watching a plain message: %+.1f us (%.3fx);  a message with a link: %+.1f us (%.3fx)   (medians of rounds)"
+          % (median["text_on"] - median["text_off"], median["text_on"] / median["text_off"],
+             median["link_on"] - median["link_off"], median["link_on"] / median["link_off"]))
+    for kind in MESSAGE_KINDS:
+        print("prosody_%s_us %.1f" % (kind, median[kind]))
+
+
 # ---- the stack -----------------------------------------------------------------
 
 def start_prosody(workdir, log_level, module_path):
@@ -235,10 +303,12 @@ def start_prosody(workdir, log_level, module_path):
         # later assignments win in Prosody's config, so this replaces stack.py's debug log
         p_dir_log = os.path.join(workdir, "prosody-info.log")
         global_options["log"] = p_dir_log
+    options = {"http_upload_s3_" + k: v for k, v in MODULE_OPTIONS.items()}
     p = stack.Prosody(
         workdir,
-        hosts={DOMAIN: {"modules_enabled": []}},
-        components={"upload." + DOMAIN: {"http_upload_s3_" + k: v for k, v in MODULE_OPTIONS.items()}},
+        hosts={DOMAIN: {"modules_enabled": []}, PLAIN: {"modules_enabled": []}},
+        components={"upload." + DOMAIN: options,
+                    "upload." + PLAIN: dict(options, http_upload_s3_delete_on_retraction=False)},
         global_options=global_options,
         extra_config=[
             'Component "standin.%s" "slot_standin"' % DOMAIN,
@@ -425,6 +495,8 @@ def main():
     ap.add_argument("--module-path", default=os.path.join(stack.ROOT, "lua"), metavar="DIR",
                     help="plugin directory holding mod_http_upload_s3/ (default: this tree's lua/), "
                     "to compare a variant of the module against the same floor")
+    ap.add_argument("--messages", type=int, default=20000,
+                    help="measured messages of each kind in the message phase (default 20000; 0: none)")
     ap.add_argument("--verbose", action="store_true", help="also print every round's figure")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (config, logs, data)")
     args = ap.parse_args()
@@ -434,13 +506,15 @@ def main():
         ap.error("bad --kinds, --requests, --rounds or --window")
 
     workdir = stack.workdir()
-    p = c = None
+    p = c = plain = None
     status = 0
     try:
         try:
             p = start_prosody(workdir, args.log_level, args.module_path)
             p.register("alice", DOMAIN, PASSWORD)
+            p.register("alice", PLAIN, PASSWORD)
             c = client.Client("alice@%s" % DOMAIN, PASSWORD, p.port)
+            plain = client.Client("alice@%s" % PLAIN, PASSWORD, p.port)
             try:
                 args.prosody_version = p.version()
             except OSError:
@@ -464,15 +538,19 @@ def main():
             status = 1
         sys.stderr.flush()
         report(args, clock, kinds, blaster, cpu, ticks, round_us, elapsed, valid=not status)
+        if not status and args.messages:
+            report_messages(measure_messages({DOMAIN: c, PLAIN: plain}, clock, args.messages, args.rounds,
+                                             args.timeout), args.messages)
         if status:
             print("bench: some answers were errors or missing: the figures above mean little", file=sys.stderr)
         if args.perf:
             print("perf data: %s (perf report -i %s --no-children --sort dso,sym)" % (args.perf, args.perf))
         return status
     finally:
-        if c:
+        for each in (c, plain):
             try:
-                c.close()
+                if each:
+                    each.close()
             except Exception:  # noqa: BLE001  (a bounded best effort on the way out)
                 pass
         if p:

@@ -6,6 +6,7 @@
 --     ctx.service()      the service serving slots now (its options, download URLs)
 --     ctx.may_upload(jid) whether a bare JID is one of the users this service serves
 --     ctx.wake()         the deletions are waiting: start them
+--     ctx.take_down(url, by) -> what was done | nil, why not (not one of this host's files)
 --   -> { { name, node, handler, permission }... } for Prosody's adhoc lib (adhoc.new)
 --
 -- A user only ever sees and deletes records whose owner is the user's bare JID.
@@ -64,6 +65,13 @@ end
 local function refused(text)
 	return { status = "error", error = { type = "cancel", condition = "forbidden", text = text } };
 end
+
+local TAKEDOWN_FORM = dataforms.new {
+	title = "Take down files by URL";
+	instructions = "Any form of a file's link: its download or upload URL, with or without its query.";
+	{ name = "FORM_TYPE", type = "hidden", value = NODE .. "takedown" };
+	{ name = "urls", type = "text-multi", label = "Links, one a line", required = true };
+};
 
 local USER_FORM = dataforms.new {
 	title = "Uploads of a user";
@@ -163,11 +171,29 @@ local function new(ctx)
 		return completed(("%d file%s of %s deleted."):format(n, n == 1 and "" or "s", owner));
 	end
 
+	local function takedown(_, data, state)
+		if not (state or data.form) then
+			return { status = "executing", actions = { "complete" }, form = TAKEDOWN_FORM }, "executing";
+		elseif data.action == "cancel" then
+			return { status = "canceled" };
+		end
+		local fields = TAKEDOWN_FORM:data(data.form);
+		local lines = {};
+		for url in (fields.urls or ""):gmatch("[^\n]+") do
+			if url:find("%S") then
+				local done, why = ctx.take_down(url, jid.bare(data.from));
+				table.insert(lines, done or ("nothing deleted: " .. why));
+			end
+		end
+		return completed(#lines > 0 and table.concat(lines, "\n") or "No link given.");
+	end
+
 	return {
 		{ "My uploads", NODE .. "list", list, "any" },
 		{ "Delete uploads", NODE .. "delete", delete, "any" },
 		{ "Uploads of a user", NODE .. "admin-list", admin_list, "admin" },
 		{ "Delete all uploads of a user", NODE .. "admin-delete", admin_delete, "admin" },
+		{ "Take down files by URL", NODE .. "takedown", takedown, "admin" },
 	};
 end
 

@@ -93,7 +93,7 @@ local function wanted(cfg, host)
 		if not purpose.presign_get and not cfg.get_url then
 			table.insert(public, resource(cfg, purpose.key_prefix));
 		end
-		if purpose.expires_after then
+		if purpose.expires_after and cfg.expire_by == "lifecycle" then
 			table.insert(lifecycle, { ID = mark.id .. " " .. purpose.name, Prefix = purpose.key_prefix,
 				Days = purpose.expires_after });
 		end

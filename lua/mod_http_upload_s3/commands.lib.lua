@@ -2,6 +2,7 @@
 -- prosodyctl mod_http_upload_s3 setup [--host HOST] [--dry-run]
 -- prosodyctl mod_http_upload_s3 presign FILENAME SIZE [TYPE] [--host HOST]
 -- prosodyctl mod_http_upload_s3 uploads USER@HOST
+-- prosodyctl mod_http_upload_s3 delete URL...
 --
 -- check (check.lib.lua): whether uploads work, and safely, host by host.
 -- setup: write the bucket's policy, CORS rule and lifecycle rules as the
@@ -9,6 +10,7 @@
 -- --dry-run shows the changes and writes nothing.
 -- presign: the slot a client would get, for trying uploads by hand.
 -- uploads: what a user has uploaded, from the records, with the server running or not.
+-- delete: take files down by any form of their URLs, with the server running or not.
 -- No command prints a secret; presign prints URLs, which is its purpose.
 
 local jid = require "util.jid";
@@ -19,6 +21,8 @@ local documents = module:require "documents";
 local hosts = module:require "hosts";
 local records = module:require "records";
 local s3 = module:require "s3";
+local service = module:require "service";
+local urls = module:require "urls";
 
 -- Takes "--name" (with its value, if it has one) out of args: true or the value;
 -- false for a value that is missing; nil when it is not there.
@@ -148,6 +152,13 @@ end
 
 ---- uploads ------------------------------------------------------------------
 
+-- A host's records, as the server keeps them.
+local function records_of(host)
+	return records.new(hosts.store(host, "upload_records", "map"), hosts.store(host, "upload_records", "keyval"),
+		hosts.store(host, "upload_record_pages", "keyval"));
+end
+
+
 local function uploads(args, print)
 	local owner = #args == 1 and jid.prep(args[1]);
 	local node, host = jid.split(owner or "");
@@ -162,9 +173,7 @@ local function uploads(args, print)
 		return 1;
 	end
 	for _, service_host in ipairs(services) do
-		local list, err = records.new(hosts.store(service_host, "upload_records", "map"),
-			hosts.store(service_host, "upload_records", "keyval"), hosts.store(service_host, "upload_record_pages", "keyval"))
-			:of(owner);
+		local list, err = records_of(service_host):of(owner);
 		if not list then
 			print(("%s: the records cannot be read: %s"):format(service_host, tostring(err)));
 			return 1;
@@ -177,7 +186,67 @@ local function uploads(args, print)
 	return 0;
 end
 
-local commands = { check = check, presign = presign, setup = setup, uploads = uploads };
+---- delete -------------------------------------------------------------------
+
+-- The file one URL names, deleted from the bucket now, and its record marked removed.
+local function take_down(host, cfg, key, print)
+	local say = hosts.reporter(host, print);
+	local svc = hosts.service(cfg, say);
+	if not svc then
+		return false;
+	end
+	local recs = records_of(host);
+	local rec = recs:find(key);
+	if not rec then
+		for _, purpose in ipairs(cfg.purpose_list) do
+			if key:sub(1, #purpose.key_prefix) == purpose.key_prefix then
+				rec = records.unrecorded(key, purpose.name);
+			end
+		end
+	end
+	local what = ("%s's file %s (%s)"):format(rec.owner ~= "" and rec.owner or "an unrecorded uploader", rec.filename,
+		service.bytes(rec.stored or rec.size));
+	local deleted, failed = s3.new(svc.signer, hosts.env.http):delete_objects({ key });
+	svc:close();
+	if not (deleted and deleted[key]) then
+		say("delete", "FAIL: %s: the bucket did not delete it: %s", what, deleted and failed[key] or failed);
+		return false;
+	end
+	recs:delete({ rec }, "takedown");
+	recs:deleted(rec);
+	local failures, problem = recs:flush();
+	say("delete", "%s: taken down%s", what, failures > 0 and ("; its record not updated: " .. problem) or "");
+	return failures == 0;
+end
+
+local function delete(args, print)
+	if #args == 0 then
+		print("usage: prosodyctl mod_http_upload_s3 delete URL...");
+		return 1;
+	end
+	local status = 0;
+	for i, url in ipairs(args) do
+		local found, why;
+		for _, host in ipairs(hosts.list()) do
+			local cfg = hosts.config(host);
+			local key = cfg and urls.key_of(cfg, url);
+			if key then
+				found = true;
+				if not take_down(host, cfg, key, print) then status = 1; end
+				break;
+			elseif cfg then
+				why = select(2, urls.key_of(cfg, url));
+			end
+		end
+		if not found then
+			print(("link %d: not one of the uploaded files here (%s); nothing deleted"):format(i, why or "no host"));
+			status = 1;
+		end
+	end
+	return status;
+end
+
+local commands = { check = check, delete = delete, presign = presign, setup = setup, uploads = uploads };
 
 -- module.command for prosodyctl: arg is { command, args... }
 local function run(arg, print)
@@ -187,6 +256,7 @@ local function run(arg, print)
 		print("       prosodyctl mod_http_upload_s3 setup [--host HOST] [--dry-run]");
 		print("       prosodyctl mod_http_upload_s3 presign FILENAME SIZE [CONTENT-TYPE] [--host HOST]");
 		print("       prosodyctl mod_http_upload_s3 uploads USER@HOST");
+		print("       prosodyctl mod_http_upload_s3 delete URL...");
 		return 1;
 	end
 	return command({ table.unpack(arg, 2) }, print);

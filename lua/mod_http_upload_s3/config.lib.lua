@@ -67,9 +67,9 @@ local function period(get, env, name, default, min, max)
 	return integer(function () return value; end, name, default, min, max);
 end
 
--- How long files are kept, as whole days (S3 lifecycle rules count days), or
--- false to keep them: seconds, a period on Prosody 13 ("30 days"), and on
--- 0.12 days or weeks ("30 days", "1 week").
+-- How long files are kept: as whole days (S3 lifecycle rules count days) and as
+-- seconds (for the module's own deletions), or false to keep them; given as
+-- seconds, a period on Prosody 13 ("30 days"), and on 0.12 days or weeks ("30 days", "1 week").
 local DAY = 86400;
 local function retention(get, env, name, default)
 	local value = get(name);
@@ -93,7 +93,7 @@ local function retention(get, env, name, default)
 	elseif seconds > MAX_RETENTION * DAY then
 		refuse(name, "must be at most %d days (false keeps files for ever)", MAX_RETENTION);
 	end
-	return (seconds + DAY - 1) // DAY;
+	return (seconds + DAY - 1) // DAY, seconds;
 end
 
 -- A per-user limit: a whole number from min, or false for none (math.huge).
@@ -288,7 +288,7 @@ local function read_purpose(get, env, name, message, prefix)
 	p.file_size_limit = integer(get, option .. "file_size_limit", d.file_size_limit, 1, MAX_SINGLE_PUT);
 	p.daily_quota = limit(get, option .. "daily_quota", d.daily_quota, 0);
 	p.storage_quota = limit(get, option .. "storage_quota", d.storage_quota, 0);
-	p.expires_after = retention(get, env, option .. "expires_after", d.expires_after);
+	p.expires_after, p.retention = retention(get, env, option .. "expires_after", d.expires_after);
 	p.presign_get = typed(get, option .. "presign_get", "boolean", d.presign_get);
 	if name == "ephemeral" then
 		if not p.expires_after then
@@ -307,9 +307,9 @@ end
 local function read_purposes(get, env, cfg, warnings)
 	local message = {
 		name = "message", path = cfg.prefix, file_size_limit = cfg.file_size_limit, daily_quota = cfg.daily_quota,
-		storage_quota = cfg.storage_quota,
-		expires_after = retention(get, env, "expires_after", 7 * DAY), presign_get = cfg.presign_get,
+		storage_quota = cfg.storage_quota, presign_get = cfg.presign_get,
 	};
+	message.expires_after, message.retention = retention(get, env, "expires_after", 7 * DAY);
 	local purposes, purpose_list = { message = message }, { message };
 	local known = {};
 	for _, name in ipairs(PURPOSES) do known[name] = true; end
@@ -581,6 +581,12 @@ local function read(get, env, present)
 	cfg.daily_quota = limit(get, "daily_quota", 10 * cfg.file_size_limit, 0);
 	cfg.storage_quota = limit(get, "storage_quota", math.huge, 0);   -- bytes stored or on their way, per user
 	cfg.delete_with_account = typed(get, "delete_with_account", "boolean", true);
+	cfg.delete_on_retraction = typed(get, "delete_on_retraction", "boolean", true);
+	-- who deletes files past their retention: the bucket's lifecycle rules, or this module
+	cfg.expire_by = typed(get, "expire_by", "string", "lifecycle");
+	if cfg.expire_by ~= "lifecycle" and cfg.expire_by ~= "module" then
+		refuse("expire_by", "must be \"lifecycle\" (the bucket's rules, which setup writes) or \"module\"");
+	end
 	cfg.rate_limit = limit(get, "rate_limit", 60, 1);
 	cfg.allowed_file_types = set(get, "allowed_file_types", {});
 	-- an allow-list that the upload itself could ignore would be none: it signs the type

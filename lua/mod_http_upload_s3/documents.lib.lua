@@ -26,11 +26,13 @@ local function failure(doc, response)
 		return tostring(response);   -- it never got an answer
 	end
 	local code = response.error.code or "";
+	local instead = doc.name == "lifecycle" and ", or set http_upload_s3_expire_by = \"module\" for the module "
+		.. "to delete files past their retention itself" or "";
 	if response.status == 501 or code == "NotImplemented" or code == "MethodNotAllowed" then
-		return ("the storage service has no %s API (HTTP %d %s): set this up in its own console"):format(
-			doc.name, response.status, code);
+		return ("the storage service has no %s API (HTTP %d %s): set this up in its own console%s"):format(
+			doc.name, response.status, code, instead);
 	elseif code == "AccessDenied" or response.status == 403 then
-		return ("AccessDenied: the credentials lack %s on the bucket"):format(doc.permissions);
+		return ("AccessDenied: the credentials lack %s on the bucket%s"):format(doc.permissions, instead);
 	end
 	return ("HTTP %d %s %s"):format(response.status, code, response.error.message or "");
 end

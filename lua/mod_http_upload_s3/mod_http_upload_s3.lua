@@ -49,8 +49,10 @@ local config = module:require "config";
 local environment = module:require "environment";
 local records = module:require "records";
 local request = module:require "request";
+local retraction = module:require "retraction";
 local s3 = module:require "s3";
 local service = module:require "service";
+local urls = module:require "urls";
 local NS, NS_LEGACY, NS_PURPOSE = request.NS, request.NS_LEGACY, request.NS_PURPOSE;
 
 local env = environment.prosody();
@@ -162,6 +164,7 @@ local background = async.runner(function (job) job(); end);
 -- The service serving slots (active), and a newer configuration's until the
 -- first set of credentials from its source is there (pending).
 local active, pending;
+local link_watcher;   -- how the active configuration's download links begin, to find them in messages
 local unavailable_logged = false; -- that slots are refused for want of credentials: said once
 
 -- Start a service for cfg: it, and why its credentials failed if they failed at once (a file that cannot be read).
@@ -180,6 +183,7 @@ local function install(cfg)
 					active:close();
 				end
 				active, pending = svc, nil;
+				link_watcher = retraction.watcher(urls.bases(cfg));
 				advertise(cfg);
 			end
 			measure_refreshes:add(1);
@@ -344,12 +348,23 @@ module.unload = save;
 
 ---- after the slot: uploads confirmed, files deleted ---------------------------------
 
+-- The background round (work) and what it does with the notes of users' messages,
+-- defined below; the sections between call them.
+local work, note_messages;
+
 -- Whether the upload of each slot whose PUT URL has expired arrived: the record
 -- then holds the size stored; a slot never used goes, and its bytes count no more.
+-- A file taken down while its PUT URL still lived, and that came back, goes again.
 local function confirm_uploads(svc, client, now)
 	for _, rec in ipairs(upload_records:due_checks(now)) do
 		local size, problem = client:size(rec.key);
-		if size then
+		if rec.state == "removed" then
+			if size then
+				module:log("info", "A file taken down came back through its upload URL; deleting it again");
+				rec.state = "stored";
+				upload_records:delete({ rec }, "takedown");
+			end
+		elseif size then
 			upload_records:confirm(rec, size);
 		elseif size == false then
 			upload_records:vanish(rec);
@@ -409,9 +424,113 @@ local function delete_files(client, now)
 	deletion_failures = 0;
 end
 
+---- a retracted message takes its file with it --------------------------------------
+
+-- What the user's messages said, to be matched with their records in the background
+-- (a storage read each): links sent under some ids, and retractions. Bounded.
+local MAX_NOTES = 10000;
+local notes = {};
+-- A room's copy of a user's message comes back with the room's stanza-id, which a
+-- retraction in the room names: the links of the user's recent room messages, by id.
+local sent_to_rooms = require "util.cache".new(1000);
+
+local function note(item)
+	if #notes < MAX_NOTES then
+		table.insert(notes, item);
+	end
+end
+
+-- The records each note is about, in order, each owner's read once: only the owner's
+-- own files are marked or deleted.
+function note_messages()
+	local batch = notes;
+	notes = {};
+	local files_of = {};
+	for _, item in ipairs(batch) do
+		local files = files_of[item.owner];
+		if not files then
+			files = {};
+			for _, rec in ipairs(upload_records:of(item.owner) or {}) do files[rec.key] = rec; end
+			files_of[item.owner] = files;
+		end
+		if item.retracted then
+			local gone = records.sent_under(files, item.retracted);
+			if upload_records:delete(gone, "retraction") > 0 then
+				module:log("info", "%s retracted a message; deleting the %d uploaded files it carried", item.owner,
+					#gone);
+			end
+		else
+			for _, key in ipairs(item.keys) do
+				if files[key] then
+					upload_records:sent_in(files[key], item.ids);
+				end
+			end
+		end
+	end
+end
+
+-- A local user's message on its way out: one plain find of the download links' beginning in
+-- the body, and nothing more for a message without one; a retraction is noted for later.
+local function on_outgoing(event)
+	local origin, stanza = event.origin, event.stanza;
+	local svc = current();
+	if not (svc.cfg.delete_on_retraction and origin and origin.type == "c2s" and origin.username) then
+		return;
+	end
+	local owner = origin.username .. "@" .. origin.host;
+	local retracted = retraction.retracts(stanza);
+	if retracted then
+		note({ owner = owner, retracted = retracted });
+		work();
+		return;
+	end
+	local links = link_watcher and link_watcher:links(stanza);
+	if not links then
+		return;
+	end
+	local keys = {};
+	for _, link in ipairs(links) do
+		table.insert(keys, urls.key_of(svc.cfg, link));
+	end
+	local ids = retraction.ids(stanza);
+	if #keys > 0 and #ids > 0 then
+		note({ owner = owner, keys = keys, ids = ids });
+		if stanza.attr.type == "groupchat" and stanza.attr.to then
+			sent_to_rooms:set(owner .. " " .. ids[1], { room = jid.bare(stanza.attr.to), keys = keys });
+		end
+	end
+end
+
+-- The room's copy of it, on its way in: its stanza-id joins the ids the files were sent under.
+local function on_reflection(event)
+	local stanza = event.stanza;
+	if stanza.attr.type ~= "groupchat" or sent_to_rooms:count() == 0 then
+		return;
+	end
+	local owner = jid.bare(stanza.attr.to);
+	for _, id in ipairs(retraction.ids(stanza)) do
+		local sent = sent_to_rooms:get(owner .. " " .. id);
+		if sent and sent.room == jid.bare(stanza.attr.from) then
+			local stanza_id = retraction.stanza_id(stanza, sent.room);
+			if stanza_id then
+				note({ owner = owner, keys = sent.keys, ids = { stanza_id } });
+			end
+			return;
+		end
+	end
+end
+
+do
+	local users = module:context(users_host);
+	for _, kind in ipairs({ "bare", "full", "host" }) do
+		users:hook("pre-message/" .. kind, on_outgoing, 1);
+	end
+	users:hook("message/full", on_reflection, 1);
+end
+
 -- One round of the work behind the slots, in the background; never two at once.
 local working = false;
-local function work()
+function work()
 	local svc = active;
 	if working or not svc or not records_loaded then
 		return;
@@ -421,6 +540,7 @@ local function work()
 		local now = os.time();
 		local client = s3.new(svc.signer, env.http);
 		local ok, err = pcall(function ()
+			note_messages();
 			confirm_uploads(svc, client, now);
 			delete_files(client, now);
 		end);
@@ -431,6 +551,83 @@ local function work()
 	end);
 end
 module:add_timer(5, function () work(); return 5; end);
+
+---- deleted on time ------------------------------------------------------------------
+
+-- Ephemeral files within a minute of their expire-before (the lifecycle rule is a
+-- second lock, at whole days); overdue ones at start, after a restart or an outage.
+module:add_timer(10, function ()
+	if records_loaded and upload_records:delete(upload_records:expired(os.time()), "expired") > 0 then
+		work();
+	end
+	return 10;
+end);
+
+-- With http_upload_s3_expire_by = "module", files past their retention, daily and
+-- batched, for services without lifecycle rules (or credentials that may not set them).
+local function delete_due()
+	if current().cfg.expire_by ~= "module" or not records_loaded then
+		return;
+	end
+	local now, due = os.time(), {};
+	for _, owner in ipairs(upload_records:owners()) do
+		for _, rec in ipairs(upload_records:of(owner) or {}) do
+			if rec.due and rec.due <= now and (rec.state == "stored" or rec.state == "pending") then
+				table.insert(due, rec);
+			end
+		end
+	end
+	local n = upload_records:delete(due, "retention");
+	if n > 0 then
+		module:log("info", "Deleting %d uploaded files past their retention", n);
+		work();
+	end
+end
+module:add_timer(20, function () delete_due(); return 86400; end);
+
+---- taken down by URL -----------------------------------------------------------------
+
+-- The file a URL names, whoever owns it, or one signed before records were kept;
+-- a line saying what was done, or nil and why nothing was (not one of this host's files).
+local function take_down(url, by)
+	local cfg = current().cfg;
+	local key, why = urls.key_of(cfg, url);
+	if not key then
+		return nil, why;
+	end
+	local rec = upload_records:find(key);
+	if not rec then
+		for _, purpose in ipairs(cfg.purpose_list) do
+			if key:sub(1, #purpose.key_prefix) == purpose.key_prefix then
+				rec = records.unrecorded(key, purpose.name);
+			end
+		end
+	end
+	local owner = rec.owner ~= "" and rec.owner or "an unrecorded uploader";
+	local what = ("%s's file %s (%s)"):format(owner, rec.filename, service.bytes(rec.stored or rec.size));
+	if upload_records:delete({ rec }, "takedown") == 0 then
+		return what .. ": already removed";
+	end
+	-- a PUT URL that still lives could bring it back: look once more after it has expired
+	upload_records:recheck(rec, os.time() + cfg.put_expires + 5);
+	module:log("info", "%s took down %s", by, what);
+	work();
+	return what .. ": taken down";
+end
+
+-- Prosody 13's shell: http_upload_s3:delete(HOST, URL)
+module:add_item("shell-command", {
+	section = "http_upload_s3";
+	section_desc = "Uploads to S3";
+	name = "delete";
+	desc = "Take down an uploaded file by any form of its URL";
+	args = { { name = "host", type = "string" }, { name = "url", type = "string" } };
+	host_selector = "host";
+	handler = function (_, _, url)
+		local done, why = take_down(url, "the admin shell");
+		return done ~= nil, done or ("nothing deleted: " .. why);
+	end;
+});
 
 ---- deleted with the account -------------------------------------------------------
 
@@ -535,6 +732,6 @@ end
 module:depends("adhoc");
 local adhoc_new = module:require "adhoc".new;
 for _, command in ipairs(adhoc_commands.new({ records = upload_records, service = current, may_upload = may_upload,
-	wake = work })) do
+	wake = work, take_down = take_down })) do
 	module:provides("adhoc", adhoc_new(table.unpack(command)));
 end

@@ -27,6 +27,11 @@
 --   r:delete(recs, reason) -> count            to be deleted from the bucket; after a takedown the
 --                                              record stays, "removed", for the owner's list to show
 --   r:deletions(n) -> up to n records to delete; r:deleted(rec); r:retry(rec)
+--   r:expired(now) -> ephemeral records past their due time (kept in memory, to go within the minute)
+--   r:find(key) -> the record of an object key, whoever owns it | nil (reads every owner's: an admin's
+--                  rare question); records.unrecorded(key, purpose) -> one for a file from before records
+--   r:sent_in(rec, ids)        the message ids (origin-id, id, a room's stanza-id) the owner sent it under
+--   records.sent_under(recs, id) -> those of the records (a table of them) sent under that id
 --   r:totals() -> records, bytes               what every owner stores, for the statistics
 --   r:state(), r:restore(state)                across a module reload
 
@@ -39,7 +44,8 @@ local MAX_CHECKS = 100000;
 local PAGE_SIZE = 256;
 
 -- What is stored of a record (the key and the owner are where it is stored).
-local FIELDS = { "filename", "size", "content_type", "purpose", "at", "due", "check_at", "state", "stored", "reason" };
+local FIELDS = { "filename", "size", "content_type", "purpose", "at", "due", "check_at", "state", "stored", "reason",
+	"messages" };
 
 local function to_value(rec)
 	local value = {};
@@ -65,6 +71,7 @@ function M.new(map, keyval, index)
 		bytes = {},        -- owner -> purpose -> bytes stored or on their way
 		n_records = 0, n_bytes = 0,
 		checks = {},       -- records whose upload is still to be looked for, by check_at
+		timed = {},        -- ephemeral records, to be deleted at their due time
 		to_delete = {},    -- records to delete from the bucket, in order
 	}, records);
 end
@@ -79,6 +86,9 @@ local function counted(rec)
 end
 
 function records:count(rec, sign)
+	if rec.transient then
+		return;   -- never counted: a file from before records
+	end
 	local u = self.bytes[rec.owner];
 	if not u then
 		u = {};
@@ -101,6 +111,9 @@ function records:add(rec)
 	self:count(rec, 1);
 	if #self.checks < MAX_CHECKS then
 		table.insert(self.checks, rec);
+	end
+	if rec.purpose == "ephemeral" then
+		table.insert(self.timed, rec);
 	end
 end
 
@@ -258,6 +271,9 @@ function records:load()
 				elseif rec.state == "deleting" then
 					table.insert(self.to_delete, rec);
 				end
+				if rec.purpose == "ephemeral" and (rec.state == "pending" or rec.state == "stored") then
+					table.insert(self.timed, rec);
+				end
 			end
 		end
 	end
@@ -267,7 +283,9 @@ end
 function records:due_checks(now)
 	local due, later = {}, {};
 	for _, rec in ipairs(self.checks) do
-		if rec.state == "pending" then   -- not deleted meanwhile
+		if rec.state == "deleting" then
+			table.insert(later, rec);   -- a takedown under way: looked at once it is done
+		elseif rec.state == "pending" or rec.state == "removed" then   -- not deleted otherwise meanwhile
 			table.insert((rec.check_at or 0) <= now and due or later, rec);
 		end
 	end
@@ -304,12 +322,74 @@ function records:delete(list, reason)
 			self:count(rec, -1);
 			rec.state, rec.reason = "deleting", reason;
 			self:count(rec, 1);
-			self.dirty[rec.key] = rec;
+			if not rec.transient then
+				self.dirty[rec.key] = rec;
+			end
 			table.insert(self.to_delete, rec);
 			n = n + 1;
 		end
 	end
 	return n;
+end
+
+-- Ephemeral files whose time has come, in the order they are due.
+function records:expired(now)
+	local due, later = {}, {};
+	for _, rec in ipairs(self.timed) do
+		if rec.state == "pending" or rec.state == "stored" then
+			table.insert(rec.due and rec.due <= now and due or later, rec);
+		end
+	end
+	self.timed = later;
+	return due;
+end
+
+function records:find(key)
+	if self.dirty[key] then
+		return self.dirty[key];
+	end
+	for _, owner in ipairs(self:owners()) do
+		for _, rec in ipairs(self:of(owner) or {}) do
+			if rec.key == key then
+				return rec;
+			end
+		end
+	end
+end
+
+-- A file the module signed before it kept records: deleted like any other, never written.
+function M.unrecorded(key, purpose)
+	return { key = key, owner = "", filename = key:match("[^/]*$"), size = 0, purpose = purpose, at = 0,
+		state = "stored", transient = true };
+end
+
+function records:sent_in(rec, ids)
+	local messages, seen = rec.messages or {}, {};
+	for _, id in ipairs(messages) do seen[id] = true; end
+	local before = #messages;
+	for _, id in ipairs(ids) do
+		if not seen[id] then
+			seen[id] = true;
+			table.insert(messages, id);
+		end
+	end
+	if #messages > before then
+		rec.messages = messages;
+		self.dirty[rec.key] = rec;
+	end
+end
+
+function M.sent_under(recs, id)
+	local found = {};
+	for _, rec in pairs(recs) do
+		for _, sent in ipairs(rec.messages or {}) do
+			if sent == id then
+				table.insert(found, rec);
+				break;
+			end
+		end
+	end
+	return found;
 end
 
 function records:deletions(n)
@@ -328,7 +408,9 @@ function records:deleted(rec)
 	else
 		rec.gone = true;
 	end
-	self.dirty[rec.key] = rec;
+	if not rec.transient then
+		self.dirty[rec.key] = rec;
+	end
 end
 
 -- A deletion the bucket refused or did not answer: in line again.
@@ -338,7 +420,7 @@ end
 
 function records:state()
 	return { dirty = self.dirty, bytes = self.bytes, checks = self.checks, to_delete = self.to_delete,
-		pages = self.pages, n_records = self.n_records, n_bytes = self.n_bytes };
+		timed = self.timed, pages = self.pages, n_records = self.n_records, n_bytes = self.n_bytes };
 end
 
 function records:restore(state)

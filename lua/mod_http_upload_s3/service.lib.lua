@@ -205,16 +205,24 @@ function service:slot(req, uploader, now, trace)
 	if not admin then
 		self.rules:charge(uploader.jid, ask.purpose, ask.size, now);
 		if self.records then
-			local expires_after = ask.purpose.expires_after;
 			self.records:add({ key = key, owner = uploader.jid, filename = req.filename, size = ask.size,
 				content_type = ask.content_type, purpose = ask.purpose.name, at = now,
-				due = ask.purpose.name == "ephemeral" and now + ask.get_expires
-					or expires_after and now + expires_after * 86400 or nil,
-				check_at = now + self.cfg.put_expires + CHECK_AFTER });
+				due = self:due(ask.purpose, ask.get_expires, now), check_at = now + self.cfg.put_expires + CHECK_AFTER });
 		end
 	end
 	return { put = put, get = get, key = key, size = ask.size, purpose = ask.purpose.name, content_type = signed_type,
 		canonical_request = canonical_request };
+end
+
+-- When a file of this purpose granted now is to go: an ephemeral one at its
+-- expire-before; the others after their retention, as the lifecycle rule counts
+-- it (whole days) or to the second when this module deletes them; nil to keep it.
+function service:due(purpose, get_expires, now)
+	if purpose.name == "ephemeral" then
+		return now + get_expires;
+	elseif purpose.expires_after then
+		return now + (self.cfg.expire_by == "module" and purpose.retention or purpose.expires_after * 86400);
+	end
 end
 
 -- Where a recorded file is downloaded from now: its public URL, or a presigned one that lives

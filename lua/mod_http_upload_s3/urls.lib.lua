@@ -5,6 +5,7 @@
 -- Pure: a checked configuration (config.lib.lua) and the URL.
 --
 --   urls.key_of(cfg, url) -> object key | nil, why not
+--   urls.bases(cfg) -> how the service's download links begin ("https://bucket.host/"), to find them in text
 --
 -- A URL outside this service's folders, or of another bucket or host, is
 -- refused: what an admin takes down by URL must be one of this host's files.
@@ -67,4 +68,16 @@ local function key_of(cfg, url)
 	return nil, "not a URL of this service's bucket or download address";
 end
 
-return { key_of = key_of };
+-- The beginnings of the links this service hands out for downloads: the download base
+-- when there is one, else the bucket's URL; each with its folder's path.
+local function link_bases(cfg)
+	local list = bases(cfg);
+	local base = list[#list];
+	local found = {};
+	for _, purpose in ipairs(cfg.purpose_list) do
+		table.insert(found, base[1] .. base[2] .. s3sign.uri_encode(purpose.key_prefix, true));
+	end
+	return found;
+end
+
+return { key_of = key_of, bases = link_bases };

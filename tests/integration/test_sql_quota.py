@@ -95,7 +95,7 @@ def test_database_stops(p, pg, stored):
           log.count("Could not save the upload quota"))
     pg.start()
     wait_until("outage: the write is retried once the database is back",
-               lambda: "Saved the upload quota again" in p.log_text(), 30)
+               lambda: "Saved the upload quota again" in p.log_text(), 60)   # a loaded machine starts it slowly
     check("outage: ... with what was granted meanwhile", "700" in (stored("frank") or ""), stored("frank"))
 
 

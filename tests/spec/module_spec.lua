@@ -43,6 +43,7 @@ local function load_module(options)
 	function m:get_option_string(name, default) return options[name] or default; end
 	function m:get_host_type() return "local"; end
 	function m:depends() end
+	function m:context() return self; end
 	function m:add_identity() end
 	function m:add_item(kind, value) table.insert(self.items, { kind, value }); end
 	function m:remove_item() end
@@ -185,5 +186,33 @@ describe("the module file", function ()
 		assert.equal("result", ask(kept, { filename = "a.txt", size = "1" }).attr.type);
 		kept.hooks["user-deleted"]({ username = "alice", host = HOST });
 		assert.not_matches("Deleting the", table.concat(kept.logs, "\n"), 1, true);
+	end);
+
+	it("deletes a file when its owner retracts the message that carried it, and no one else can", function ()
+		local m = load_module(options());
+		local reply = ask(m, { filename = "shared.txt", size = "5" });
+		local link = reply:get_child("slot", NS):get_child("get").attr.url;
+		local function send(from, stanza)
+			stanza.attr.from = from .. "@" .. HOST .. "/phone";
+			m.hooks["pre-message/bare"]({ stanza = stanza, origin = { type = "c2s", username = from, host = HOST } });
+			m.hooks["message/full"]({ stanza = stanza });
+		end
+		local function retract(from, id)
+			send(from, st.message({ to = "carol@" .. HOST, id = "r-" .. from })
+				:tag("retract", { xmlns = "urn:xmpp:message-retract:1", id = id }):up());
+		end
+		send("alice", st.message({ to = "bob@" .. HOST, id = "m1", type = "chat" }):text_tag("body", "see " .. link)
+			:tag("origin-id", { xmlns = "urn:xmpp:sid:0", id = "o1" }):up());
+		-- mallory pastes alice's link, and retracts that: nothing of alice's goes
+		send("mallory", st.message({ to = "bob@" .. HOST, id = "m2", type = "chat" }):text_tag("body", link)
+			:tag("origin-id", { xmlns = "urn:xmpp:sid:0", id = "o2" }):up());
+		retract("mallory", "o2");
+		retract("mallory", "o1");
+		local list = m.commands["http_upload_s3#list"][3];
+		assert.matches("shared.txt, 5 bytes, [^\n]*not uploaded yet", list(nil, { from = "alice@" .. HOST }).info);
+		retract("alice", "o1");
+		assert.matches("shared.txt, 5 bytes, [^\n]*being deleted", list(nil, { from = "alice@" .. HOST }).info);
+		assert.matches("alice@example.org retracted a message; deleting the 1 uploaded files it carried",
+			table.concat(m.logs, "\n"), 1, true);
 	end);
 end);

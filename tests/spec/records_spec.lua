@@ -151,4 +151,41 @@ describe("records", function ()
 		for n = 1, 599 do expected = expected + 100 * n; end
 		assert.same({ 600, expected }, { #after:of("alice@example.org"), after:usage("alice@example.org", "message") });
 	end);
+
+	it("know the messages a file was sent in, and give an owner's files sent under an id", function ()
+		local r = records.new(memory_records_stores());
+		local a, b = rec("alice@example.org", 1), rec("alice@example.org", 2);
+		r:add(a);
+		r:add(b);
+		r:flush();
+		r:sent_in(a, { "o1", "m1" });
+		r:sent_in(a, { "o1" });   -- once
+		r:sent_in(a, { "room1" });
+		r:flush();
+		local mine = r:of("alice@example.org");
+		assert.same({ "o1", "m1", "room1" }, mine[1].messages);
+		assert.same({ a.key }, { records.sent_under(mine, "room1")[1].key });
+		assert.same({}, records.sent_under(mine, "other"));
+		assert.same({}, records.sent_under(r:of("bob@example.org"), "o1"));   -- only the owner's own
+	end);
+
+	it("give ephemeral files once their time has come, and find any file by its key", function ()
+		local r = records.new(memory_records_stores());
+		local e = rec("alice@example.org", 1, { purpose = "ephemeral", due = T0 + 100 });
+		r:add(e);
+		r:add(rec("bob@example.org", 2));
+		assert.same({}, r:expired(T0 + 99));
+		assert.same({ e }, r:expired(T0 + 100));
+		assert.same({}, r:expired(T0 + 200));   -- once
+		r:flush();
+		assert.equal("file2.txt", r:find("up/0002/file2.txt").filename);
+		assert.is_nil(r:find("up/9999/none.txt"));
+		-- a file from before records: deleted like another, never written, never counted
+		local old = records.unrecorded("up/old/photo.jpg", "message");
+		assert.equal(1, r:delete({ old }, "takedown"));
+		r:deleted(r:deletions(1)[1]);
+		r:flush();
+		assert.same({ "photo.jpg", "removed" }, { old.filename, old.state });
+		assert.is_nil(r:find("up/old/photo.jpg"));
+	end);
 end);
