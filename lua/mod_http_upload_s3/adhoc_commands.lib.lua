@@ -79,10 +79,27 @@ local USER_FORM = dataforms.new {
 	{ name = "user", type = "jid-single", label = "The user's address", required = true };
 };
 
--- The bare JID an admin asked about, or nil.
-local function user_of(fields)
-	local user = fields and fields.user and jid.prep(fields.user);
-	return user and jid.bare(user);
+-- A command of one form: the form first (a cancel ends it), then answer(fields, data).
+local function with_form(form, answer)
+	return function (_, data, state)
+		if not (state or data.form) then
+			return { status = "executing", actions = { "complete" }, form = form }, "executing";
+		elseif data.action == "cancel" then
+			return { status = "canceled" };
+		end
+		return answer(form:data(data.form), data);
+	end;
+end
+
+-- A command about the user an admin names: answer(owner, data) with that bare JID.
+local function about_user(answer)
+	return with_form(USER_FORM, function (fields, data)
+		local user = fields.user and jid.prep(fields.user);
+		if not user then
+			return refused("That is not a JID");
+		end
+		return answer(jid.bare(user), data);
+	end);
 end
 
 local function new(ctx)
@@ -138,30 +155,12 @@ local function new(ctx)
 		return completed(("%d file%s deleted."):format(n, n == 1 and "" or "s"));
 	end
 
-	local function admin_list(_, data, state)
-		if not (state or data.form) then
-			return { status = "executing", actions = { "complete" }, form = USER_FORM }, "executing";
-		elseif data.action == "cancel" then
-			return { status = "canceled" };
-		end
-		local owner = user_of(USER_FORM:data(data.form));
-		if not owner then
-			return refused("That is not a JID");
-		end
+	local admin_list = about_user(function (owner)
 		local text, err = listing(ctx, owner, false, os.time());
 		return text and completed(owner .. ":\n" .. text) or refused("Uploads cannot be read now: " .. tostring(err));
-	end
+	end);
 
-	local function admin_delete(_, data, state)
-		if not (state or data.form) then
-			return { status = "executing", actions = { "complete" }, form = USER_FORM }, "executing";
-		elseif data.action == "cancel" then
-			return { status = "canceled" };
-		end
-		local owner = user_of(USER_FORM:data(data.form));
-		if not owner then
-			return refused("That is not a JID");
-		end
+	local admin_delete = about_user(function (owner)
 		local files, err = ctx.records:of(owner);
 		if not files then
 			return refused("Uploads cannot be read now: " .. tostring(err));
@@ -169,15 +168,9 @@ local function new(ctx)
 		local n = ctx.records:delete(files, "admin");
 		ctx.wake();
 		return completed(("%d file%s of %s deleted."):format(n, n == 1 and "" or "s", owner));
-	end
+	end);
 
-	local function takedown(_, data, state)
-		if not (state or data.form) then
-			return { status = "executing", actions = { "complete" }, form = TAKEDOWN_FORM }, "executing";
-		elseif data.action == "cancel" then
-			return { status = "canceled" };
-		end
-		local fields = TAKEDOWN_FORM:data(data.form);
+	local takedown = with_form(TAKEDOWN_FORM, function (fields, data)
 		local lines = {};
 		for url in (fields.urls or ""):gmatch("[^\n]+") do
 			if url:find("%S") then
@@ -186,7 +179,7 @@ local function new(ctx)
 			end
 		end
 		return completed(#lines > 0 and table.concat(lines, "\n") or "No link given.");
-	end
+	end);
 
 	return {
 		{ "My uploads", NODE .. "list", list, "any" },

@@ -189,21 +189,14 @@ end
 ---- delete -------------------------------------------------------------------
 
 -- The file one URL names, deleted from the bucket now, and its record marked removed.
-local function take_down(host, cfg, key, print)
+local function take_down(host, cfg, key, purpose, print)
 	local say = hosts.reporter(host, print);
 	local svc = hosts.service(cfg, say);
 	if not svc then
 		return false;
 	end
 	local recs = records_of(host);
-	local rec = recs:find(key);
-	if not rec then
-		for _, purpose in ipairs(cfg.purpose_list) do
-			if key:sub(1, #purpose.key_prefix) == purpose.key_prefix then
-				rec = records.unrecorded(key, purpose.name);
-			end
-		end
-	end
+	local rec = recs:file(key, purpose);
 	local what = ("%s's file %s (%s)"):format(rec.owner ~= "" and rec.owner or "an unrecorded uploader", rec.filename,
 		service.bytes(rec.stored or rec.size));
 	local deleted, failed = s3.new(svc.signer, hosts.env.http):delete_objects({ key });
@@ -229,14 +222,16 @@ local function delete(args, print)
 		local found, why;
 		for _, host in ipairs(hosts.list()) do
 			local cfg = hosts.config(host);
-			local key = cfg and urls.key_of(cfg, url);
+			local key, purpose;   -- or nil and why not
+			if cfg then
+				key, purpose = urls.key_of(cfg, url);
+			end
 			if key then
 				found = true;
-				if not take_down(host, cfg, key, print) then status = 1; end
+				if not take_down(host, cfg, key, purpose, print) then status = 1; end
 				break;
-			elseif cfg then
-				why = select(2, urls.key_of(cfg, url));
 			end
+			why = purpose or why;
 		end
 		if not found then
 			print(("link %d: not one of the uploaded files here (%s); nothing deleted"):format(i, why or "no host"));

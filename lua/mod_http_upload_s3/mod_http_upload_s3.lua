@@ -52,6 +52,7 @@ local request = module:require "request";
 local retraction = module:require "retraction";
 local s3 = module:require "s3";
 local service = module:require "service";
+local upkeep = module:require "upkeep";
 local urls = module:require "urls";
 local NS, NS_LEGACY, NS_PURPOSE = request.NS, request.NS_LEGACY, request.NS_PURPOSE;
 
@@ -348,126 +349,34 @@ module.unload = save;
 
 ---- after the slot: uploads confirmed, files deleted ---------------------------------
 
--- The background round (work) and what it does with the notes of users' messages,
--- defined below; the sections between call them.
-local work, note_messages;
-
--- Whether the upload of each slot whose PUT URL has expired arrived: the record
--- then holds the size stored; a slot never used goes, and its bytes count no more.
--- A file taken down while its PUT URL still lived, and that came back, goes again.
-local function confirm_uploads(svc, client, now)
-	for _, rec in ipairs(upload_records:due_checks(now)) do
-		local size, problem = client:size(rec.key);
-		if rec.state == "removed" then
-			if size then
-				module:log("info", "A file taken down came back through its upload URL; deleting it again");
-				rec.state = "stored";
-				upload_records:delete({ rec }, "takedown");
-			end
-		elseif size then
-			upload_records:confirm(rec, size);
-		elseif size == false then
-			upload_records:vanish(rec);
-			local purpose = svc.cfg.purposes[rec.purpose];
-			if purpose then
-				svc.rules:refund(rec.owner, purpose, rec.size, rec.at, now);
-			end
-		else
-			upload_records:recheck(rec, now + 60);
-			outage("whether uploads arrived (the bucket did not say)", true, problem);
-			return;
-		end
-	end
-	outage("whether uploads arrived (the bucket did not say)", false);
-end
-
--- Deletions in batches of up to 1000 keys; only a key the bucket says it deleted
--- loses its record. A bucket that fails is tried again later, sooner at first.
-local retry_deletions_at, deletion_failures = 0, 0;
-local function delete_files(client, now)
-	if now < retry_deletions_at then
+-- The work behind the slots (upkeep.lib.lua): each round in the background, never two at once.
+local keeper = upkeep.new(upload_records, {
+	log = function (...) module:log(...); end;
+	deleted = function (reason) measure_deleted:with_labels(reason):add(1); end;
+	delete_failures = function (n) measure_delete_failures:add(n); end;
+});
+local working = false;
+local function work()
+	local svc = active;
+	if working or not svc or not records_loaded then
 		return;
 	end
-	while true do
-		local batch = upload_records:deletions(s3.MAX_DELETE);
-		if #batch == 0 then
-			break;
+	working = true;
+	background:run(function ()
+		local ok, err = pcall(keeper.round, keeper, svc, s3.new(svc.signer, env.http), os.time());
+		working = false;
+		if not ok then
+			module:log("error", "The work behind the slots failed: %s", err);
 		end
-		local keys = {};
-		for i, rec in ipairs(batch) do keys[i] = rec.key; end
-		local deleted, failed = client:delete_objects(keys);
-		local left = 0;
-		for _, rec in ipairs(batch) do
-			if deleted and deleted[rec.key] then
-				upload_records:deleted(rec);
-				measure_deleted:with_labels(rec.reason or "user"):add(1);
-			else
-				upload_records:retry(rec);
-				left = left + 1;
-			end
-		end
-		if left > 0 then
-			measure_delete_failures:add(left);
-			deletion_failures = deletion_failures + 1;
-			retry_deletions_at = now + math.min(300, 5 * 2 ^ (deletion_failures - 1));
-			local problem = deleted and ("%d keys refused, e.g. %s"):format(left, select(2, next(failed)) or "?")
-				or failed;
-			if deletion_failures == 1 then
-				module:log("warn", "Could not delete %d uploaded files from the bucket: %s; retrying", left, problem);
-			end
-			return;
-		end
-	end
-	if deletion_failures > 0 then
-		module:log("info", "Deleting uploaded files from the bucket works again");
-	end
-	deletion_failures = 0;
+	end);
 end
+module:add_timer(5, function () work(); return 5; end);
 
 ---- a retracted message takes its file with it --------------------------------------
 
--- What the user's messages said, to be matched with their records in the background
--- (a storage read each): links sent under some ids, and retractions. Bounded.
-local MAX_NOTES = 10000;
-local notes = {};
 -- A room's copy of a user's message comes back with the room's stanza-id, which a
 -- retraction in the room names: the links of the user's recent room messages, by id.
 local sent_to_rooms = require "util.cache".new(1000);
-
-local function note(item)
-	if #notes < MAX_NOTES then
-		table.insert(notes, item);
-	end
-end
-
--- The records each note is about, in order, each owner's read once: only the owner's
--- own files are marked or deleted.
-function note_messages()
-	local batch = notes;
-	notes = {};
-	local files_of = {};
-	for _, item in ipairs(batch) do
-		local files = files_of[item.owner];
-		if not files then
-			files = {};
-			for _, rec in ipairs(upload_records:of(item.owner) or {}) do files[rec.key] = rec; end
-			files_of[item.owner] = files;
-		end
-		if item.retracted then
-			local gone = records.sent_under(files, item.retracted);
-			if upload_records:delete(gone, "retraction") > 0 then
-				module:log("info", "%s retracted a message; deleting the %d uploaded files it carried", item.owner,
-					#gone);
-			end
-		else
-			for _, key in ipairs(item.keys) do
-				if files[key] then
-					upload_records:sent_in(files[key], item.ids);
-				end
-			end
-		end
-	end
-end
 
 -- A local user's message on its way out: one plain find of the download links' beginning in
 -- the body, and nothing more for a message without one; a retraction is noted for later.
@@ -480,7 +389,7 @@ local function on_outgoing(event)
 	local owner = origin.username .. "@" .. origin.host;
 	local retracted = retraction.retracts(stanza);
 	if retracted then
-		note({ owner = owner, retracted = retracted });
+		keeper:note({ owner = owner, retracted = retracted });
 		work();
 		return;
 	end
@@ -490,11 +399,11 @@ local function on_outgoing(event)
 	end
 	local keys = {};
 	for _, link in ipairs(links) do
-		table.insert(keys, urls.key_of(svc.cfg, link));
+		keys[#keys + 1] = (urls.key_of(svc.cfg, link));   -- a link that names no file adds nothing
 	end
 	local ids = retraction.ids(stanza);
 	if #keys > 0 and #ids > 0 then
-		note({ owner = owner, keys = keys, ids = ids });
+		keeper:note({ owner = owner, keys = keys, ids = ids });
 		if stanza.attr.type == "groupchat" and stanza.attr.to then
 			sent_to_rooms:set(owner .. " " .. ids[1], { room = jid.bare(stanza.attr.to), keys = keys });
 		end
@@ -513,7 +422,7 @@ local function on_reflection(event)
 		if sent and sent.room == jid.bare(stanza.attr.from) then
 			local stanza_id = retraction.stanza_id(stanza, sent.room);
 			if stanza_id then
-				note({ owner = owner, keys = sent.keys, ids = { stanza_id } });
+				keeper:note({ owner = owner, keys = sent.keys, ids = { stanza_id } });
 			end
 			return;
 		end
@@ -527,30 +436,6 @@ do
 	end
 	users:hook("message/full", on_reflection, 1);
 end
-
--- One round of the work behind the slots, in the background; never two at once.
-local working = false;
-function work()
-	local svc = active;
-	if working or not svc or not records_loaded then
-		return;
-	end
-	working = true;
-	background:run(function ()
-		local now = os.time();
-		local client = s3.new(svc.signer, env.http);
-		local ok, err = pcall(function ()
-			note_messages();
-			confirm_uploads(svc, client, now);
-			delete_files(client, now);
-		end);
-		working = false;
-		if not ok then
-			module:log("error", "The work behind the slots failed: %s", err);
-		end
-	end);
-end
-module:add_timer(5, function () work(); return 5; end);
 
 ---- deleted on time ------------------------------------------------------------------
 
@@ -591,18 +476,11 @@ module:add_timer(20, function () delete_due(); return 86400; end);
 -- a line saying what was done, or nil and why nothing was (not one of this host's files).
 local function take_down(url, by)
 	local cfg = current().cfg;
-	local key, why = urls.key_of(cfg, url);
+	local key, purpose = urls.key_of(cfg, url);
 	if not key then
-		return nil, why;
+		return nil, purpose;
 	end
-	local rec = upload_records:find(key);
-	if not rec then
-		for _, purpose in ipairs(cfg.purpose_list) do
-			if key:sub(1, #purpose.key_prefix) == purpose.key_prefix then
-				rec = records.unrecorded(key, purpose.name);
-			end
-		end
-	end
+	local rec = upload_records:file(key, purpose);
 	local owner = rec.owner ~= "" and rec.owner or "an unrecorded uploader";
 	local what = ("%s's file %s (%s)"):format(owner, rec.filename, service.bytes(rec.stored or rec.size));
 	if upload_records:delete({ rec }, "takedown") == 0 then

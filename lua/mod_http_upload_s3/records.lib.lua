@@ -29,7 +29,7 @@
 --   r:deletions(n) -> up to n records to delete; r:deleted(rec); r:retry(rec)
 --   r:expired(now) -> ephemeral records past their due time (kept in memory, to go within the minute)
 --   r:find(key) -> the record of an object key, whoever owns it | nil (reads every owner's: an admin's
---                  rare question); records.unrecorded(key, purpose) -> one for a file from before records
+--                  rare question); r:file(key, purpose) -> that, or a stand-in for a file from before records
 --   r:sent_in(rec, ids)        the message ids (origin-id, id, a room's stanza-id) the owner sent it under
 --   records.sent_under(recs, id) -> those of the records (a table of them) sent under that id
 --   r:totals() -> records, bytes               what every owner stores, for the statistics
@@ -357,10 +357,11 @@ function records:find(key)
 	end
 end
 
--- A file the module signed before it kept records: deleted like any other, never written.
-function M.unrecorded(key, purpose)
-	return { key = key, owner = "", filename = key:match("[^/]*$"), size = 0, purpose = purpose, at = 0,
-		state = "stored", transient = true };
+-- The record of the file at key, or for a file the module signed before it kept
+-- records, a stand-in: deleted like any other, never written.
+function records:file(key, purpose)
+	return self:find(key) or { key = key, owner = "", filename = key:match("[^/]*$"), size = 0, purpose = purpose,
+		at = 0, state = "stored", transient = true };
 end
 
 function records:sent_in(rec, ids)

@@ -4,7 +4,7 @@
 -- (any case, any character encoded), the scheme's default port written or not.
 -- Pure: a checked configuration (config.lib.lua) and the URL.
 --
---   urls.key_of(cfg, url) -> object key | nil, why not
+--   urls.key_of(cfg, url) -> object key, purpose name | nil, why not
 --   urls.bases(cfg) -> how the service's download links begin ("https://bucket.host/"), to find them in text
 --
 -- A URL outside this service's folders, or of another bucket or host, is
@@ -59,7 +59,7 @@ local function key_of(cfg, url)
 			for _, purpose in ipairs(cfg.purpose_list) do
 				local prefix = purpose.key_prefix;
 				if key:sub(1, #prefix) == prefix and key:sub(#prefix + 1):find("^" .. UUID .. "/[^/]+$") then
-					return key;
+					return key, purpose.name;
 				end
 			end
 			return nil, "not a file of this service's folders";

@@ -168,22 +168,45 @@ def retract_xml(to, id, type_="chat", fasten=False):
         to, type_, id, inner)
 
 
+def handled(*clients):
+    """Everything each client sent so far has been through the server (a ping answered after it)."""
+    for c in clients:
+        c.ping(HOST)
+
+
+def a_round_later(rgw, alice, what):
+    """Retractions noted before this one have been acted on: alice's own file, retracted
+    after them, is gone (notes are taken in order, deletions made in order)."""
+    key, _, get = upload(alice, "marker.txt")
+    marker = "marker-" + object_key(get).split("/")[-2]
+    alice.xmpp.send_raw(message_xml("bob@" + HOST, get, marker))
+    alice.xmpp.send_raw(retract_xml("bob@" + HOST, marker))
+    wait_until("%s: a retraction after them acted on" % what, lambda: not exists(rgw, key), 30)
+
+
 def test_retraction_chat(rgw, alice, bob):
+    bob_got = set()
+    bob.xmpp.register_handler(Callback("bob's messages", MatchXPath("{jabber:client}message"),
+                                       lambda stanza: bob_got.add(stanza["id"])))
     key, _, get = upload(alice, "in a chat.txt")
     alice.xmpp.send_raw(message_xml("bob@" + HOST, "look " + get, "chat-1"))
     bob.xmpp.send_raw(message_xml("alice@" + HOST, "yours? " + get, "chat-2"))
-    time.sleep(1)   # let both be seen before the retractions
+    handled(alice, bob)
     bob.xmpp.send_raw(retract_xml("alice@" + HOST, "chat-2"))
     bob.xmpp.send_raw(retract_xml("alice@" + HOST, "chat-1"))
-    time.sleep(8)   # two rounds of the background work
+    handled(bob)
+    a_round_later(rgw, alice, "someone else's retractions")
     check("retraction: someone else's retraction deletes nothing", exists(rgw, key))
     alice.xmpp.send_raw(retract_xml("bob@" + HOST, "chat-1"))
     wait_until("retraction: the sender's retraction in a chat deletes the file", lambda: not exists(rgw, key), 30)
     key, _, get = upload(alice, "fastened.txt")
     alice.xmpp.send_raw(message_xml("bob@" + HOST, get, "chat-3"))
-    time.sleep(1)
     alice.xmpp.send_raw(retract_xml("bob@" + HOST, "chat-3", fasten=True))
     wait_until("retraction: the older fasten:0 form too", lambda: not exists(rgw, key), 30)
+    folder = "%s/%s/http_uploads/" % (rgw.endpoint, rgw.bucket)
+    alice.xmpp.send_raw(message_xml("bob@" + HOST, "notes at %snotes.txt and %s" % (folder, folder), "chat-4"))
+    wait_until("a message with a bucket link that names no file still goes out", lambda: (
+        bob.run(asyncio.sleep(0.2)) or "chat-4" in bob_got), 20)
 
 
 def join(c, room, nick):
@@ -202,14 +225,14 @@ def test_retraction_room(rgw, alice, bob):
     alice.xmpp.register_handler(Callback("room copies", MatchXPath("{jabber:client}message"), on_groupchat))
     join(alice, room, "alice")
     join(bob, room, "bob")
-    time.sleep(1)
     key, _, get = upload(alice, "in a room.txt")
     alice.xmpp.send_raw(message_xml(room, "for all: " + get, "room-1", "groupchat"))
     # slixmpp reads the room's copy only while its loop runs
     stanza_id = wait_until("room: the room's copy came back with its stanza-id",
                            lambda: alice.run(asyncio.sleep(0.2)) or seen.get("room-1"), 20)
     bob.xmpp.send_raw(retract_xml(room, stanza_id or "x", "groupchat"))
-    time.sleep(8)
+    handled(bob)
+    a_round_later(rgw, alice, "someone else's retraction in the room")
     check("room: someone else's retraction deletes nothing", exists(rgw, key))
     alice.xmpp.send_raw(retract_xml(room, stanza_id or "x", "groupchat"))
     wait_until("room: the sender's retraction of the room's stanza-id deletes the file", lambda: not exists(rgw, key), 30)
@@ -218,9 +241,9 @@ def test_retraction_room(rgw, alice, bob):
 def test_retraction_off(rgw, alice):
     key, _, get = upload(alice, "kept anyway.txt", service=QUIET)
     alice.xmpp.send_raw(message_xml("bob@" + HOST, get, "quiet-1"))
-    time.sleep(1)
     alice.xmpp.send_raw(retract_xml("bob@" + HOST, "quiet-1"))
-    time.sleep(8)
+    handled(alice)
+    time.sleep(8)   # nothing was noted, so no later work to wait for: two rounds of it
     check("retraction off: the file stays", exists(rgw, key))
 
 

@@ -177,6 +177,29 @@ describe("the module file", function ()
 		assert.matches("being deleted", list(nil, { from = "alice@example.org/phone" }).info, 1, true);
 	end);
 
+	it("gives an admin one form per command: a user's uploads, and files taken down by URL", function ()
+		local m = load_module(options());
+		assert.equal("result", ask(m, { filename = "report.pdf", size = "5" }).attr.type);
+		local admin = { from = "admin@example.org/desk" };
+		local function answer(node, values, action)
+			local command = m.commands["http_upload_s3#" .. node][3];
+			local step = command(nil, admin);
+			assert.equal("executing", step.status);
+			return command(nil, { from = admin.from, form = step.form:form(values, "submit"), action = action or "complete" },
+				"executing");
+		end
+		assert.equal("admin", m.commands["http_upload_s3#admin-list"][4]);
+		local shown = answer("admin-list", { user = "Alice@Example.org" });
+		assert.equal("completed", shown.status);
+		assert.matches("^alice@example.org:\nreport.pdf, 5 bytes", shown.info);
+		assert.equal("canceled", answer("admin-list", { user = "alice@example.org" }, "cancel").status);
+		assert.equal("That is not a JID", answer("admin-delete", { user = "@@" }).error.text);
+		assert.same({ "completed", "nothing deleted: not a URL of this service's bucket or download address\n"
+			.. "nothing deleted: not an http(s) URL" }, (function (r) return { r.status, r.info }; end)(
+			answer("takedown", { urls = "https://example.net/x\nftp://a" })));
+		assert.equal("1 file of alice@example.org deleted.", answer("admin-delete", { user = "alice@example.org" }).info);
+	end);
+
 	it("marks a deleted account's uploads for deletion", function ()
 		local m = load_module(options());
 		assert.equal("result", ask(m, { filename = "a.txt", size = "1" }).attr.type);
@@ -214,5 +237,18 @@ describe("the module file", function ()
 		assert.matches("shared.txt, 5 bytes, [^\n]*being deleted", list(nil, { from = "alice@" .. HOST }).info);
 		assert.matches("alice@example.org retracted a message; deleting the 1 uploaded files it carried",
 			table.concat(m.logs, "\n"), 1, true);
+	end);
+
+	it("lets a message through whose links to the bucket name no file", function ()
+		local m = load_module(options());
+		local base = "https://chat-uploads.s3.eu-west-2.amazonaws.com/http_uploads/";
+		for _, text in ipairs({ base, base .. "notes.txt", base .. "x/y/z", base .. "../other/%zz" }) do
+			local stanza = st.message({ to = "bob@" .. HOST, id = "m1", type = "chat", from = "alice@" .. HOST .. "/phone" })
+				:text_tag("body", "see " .. text .. " and " .. text):up()
+				:tag("x", { xmlns = "jabber:x:oob" }):text_tag("url", text):up();
+			local ok, err = pcall(m.hooks["pre-message/bare"],
+				{ stanza = stanza, origin = { type = "c2s", username = "alice", host = HOST } });
+			assert.is_true(ok, text .. ": " .. tostring(err));
+		end
 	end);
 end);

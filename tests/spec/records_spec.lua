@@ -181,7 +181,9 @@ describe("records", function ()
 		assert.equal("file2.txt", r:find("up/0002/file2.txt").filename);
 		assert.is_nil(r:find("up/9999/none.txt"));
 		-- a file from before records: deleted like another, never written, never counted
-		local old = records.unrecorded("up/old/photo.jpg", "message");
+		local old = r:file("up/old/photo.jpg", "message");
+		assert.equal("", old.owner);
+		assert.equal("bob@example.org", r:file("up/0002/file2.txt", "message").owner);
 		assert.equal(1, r:delete({ old }, "takedown"));
 		r:deleted(r:deletions(1)[1]);
 		r:flush();

@@ -1,0 +1,147 @@
+-- The work behind the slots, a round at a time in the background: what local
+-- users' messages said about their files (noted on their way out, matched with
+-- the records here, where a storage read is no harm), whether each upload
+-- arrived once its upload URL expired, and the deletions the records ask for,
+-- in batches, backing off while the bucket fails. No Prosody inside: the
+-- records, the S3 client, the clock and where to report come from the caller,
+-- so busted runs rounds against a bucket of its own.
+--
+--   local keeper = upkeep.new(recs, report)
+--       report.log(level, format, ...); report.deleted(reason), report.delete_failures(n): for the statistics
+--   keeper:note(item)   { owner =, keys =, ids = }: the owner sent links to these files under these ids;
+--                       { owner =, retracted = id }: the owner retracted the message with that id
+--   keeper:round(svc, client, now)   svc: the active service (its configuration and rules); client: s3.lib's
+
+local records = module:require "records";
+local s3 = module:require "s3";
+
+-- Notes waiting for the next round, at most: past it, messages go unwatched until it has run.
+local MAX_NOTES = 10000;
+
+local keeper = {};
+keeper.__index = keeper;
+
+local function new(recs, report)
+	return setmetatable({ records = recs, report = report, notes = {}, retry_at = 0, failures = 0 }, keeper);
+end
+
+function keeper:note(item)
+	if #self.notes < MAX_NOTES then
+		table.insert(self.notes, item);
+	end
+end
+
+-- The records each note is about, in order, each owner's read once: only the owner's
+-- own files are marked or deleted.
+function keeper:take_notes()
+	local batch, files_of = self.notes, {};
+	self.notes = {};
+	for _, item in ipairs(batch) do
+		local files = files_of[item.owner];
+		if not files then
+			files = {};
+			for _, rec in ipairs(self.records:of(item.owner) or {}) do files[rec.key] = rec; end
+			files_of[item.owner] = files;
+		end
+		if item.retracted then
+			local gone = records.sent_under(files, item.retracted);
+			if self.records:delete(gone, "retraction") > 0 then
+				self.report.log("info", "%s retracted a message; deleting the %d uploaded files it carried",
+					item.owner, #gone);
+			end
+		else
+			for _, key in ipairs(item.keys) do
+				if files[key] then
+					self.records:sent_in(files[key], item.ids);
+				end
+			end
+		end
+	end
+end
+
+-- Whether the upload of each slot whose PUT URL has expired arrived: the record
+-- then holds the size stored; a slot never used goes, and its bytes count no more.
+-- A file taken down while its PUT URL still lived, and that came back, goes again.
+function keeper:confirm_uploads(svc, client, now)
+	for _, rec in ipairs(self.records:due_checks(now)) do
+		local size, problem = client:size(rec.key);
+		if size ~= nil and self.unanswered then
+			self.report.log("info", "The bucket answers again whether uploads arrived");
+			self.unanswered = false;
+		end
+		if rec.state == "removed" then
+			if size then
+				self.report.log("info", "A file taken down came back through its upload URL; deleting it again");
+				rec.state = "stored";
+				self.records:delete({ rec }, "takedown");
+			end
+		elseif size then
+			self.records:confirm(rec, size);
+		elseif size == false then
+			self.records:vanish(rec);
+			local purpose = svc.cfg.purposes[rec.purpose];
+			if purpose then
+				svc.rules:refund(rec.owner, purpose, rec.size, rec.at, now);
+			end
+		else
+			self.records:recheck(rec, now + 60);
+			if not self.unanswered then   -- said once, when it starts
+				self.report.log("warn", "Could not ask the bucket whether uploads arrived: %s; asking again in a minute",
+					problem);
+			end
+			self.unanswered = true;
+			return;
+		end
+	end
+end
+
+-- Deletions in batches of up to s3.MAX_DELETE keys; only a key the bucket says it
+-- deleted loses its record. A bucket that fails is tried again later, sooner at first.
+function keeper:delete_files(client, now)
+	if now < self.retry_at then
+		return;
+	end
+	while true do
+		local batch = self.records:deletions(s3.MAX_DELETE);
+		if #batch == 0 then
+			break;
+		end
+		local keys = {};
+		for i, rec in ipairs(batch) do keys[i] = rec.key; end
+		local deleted, failed = client:delete_objects(keys);
+		local left = 0;
+		for _, rec in ipairs(batch) do
+			if deleted and deleted[rec.key] then
+				self.records:deleted(rec);
+				self.report.deleted(rec.reason or "user");
+			else
+				self.records:retry(rec);
+				left = left + 1;
+			end
+		end
+		if left > 0 then
+			self.report.delete_failures(left);
+			self.failures = self.failures + 1;
+			self.retry_at = now + math.min(300, 5 * 2 ^ (self.failures - 1));
+			if self.failures == 1 then
+				local problem = deleted and ("%d keys refused, e.g. %s"):format(left, select(2, next(failed)) or "?")
+					or failed;
+				self.report.log("warn", "Could not delete %d uploaded files from the bucket: %s; retrying", left,
+					problem);
+			end
+			return;
+		end
+	end
+	if self.failures > 0 then
+		self.report.log("info", "Deleting uploaded files from the bucket works again");
+	end
+	self.failures = 0;
+end
+
+function keeper:round(svc, client, now)
+	self:take_notes();
+	self:confirm_uploads(svc, client, now);
+	self:delete_files(client, now);
+end
+
+return { new = new, MAX_NOTES = MAX_NOTES };

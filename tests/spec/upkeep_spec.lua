@@ -1,0 +1,154 @@
+-- The work behind the slots (lua/mod_http_upload_s3/upkeep.lib.lua): rounds run
+-- against records in memory and a bucket of this file's own.
+local records = module:require "records";
+local upkeep = module:require "upkeep";
+
+local T0 = 1764650000;
+
+local function rec(owner, n)
+	return { key = ("up/%04d/file%d.txt"):format(n, n), owner = owner, filename = "file" .. n .. ".txt", size = 100 * n,
+		content_type = "text/plain", purpose = "message", at = T0 + n, check_at = T0 + 300 };
+end
+
+-- A bucket: its objects, key -> size; `down` makes every request fail, `refuse` some keys' deletion.
+local function bucket()
+	local b = { objects = {}, down = false, refuse = {}, deletes = 0, asked = 0 };
+	function b:size(key)
+		self.asked = self.asked + 1;
+		if self.down then return nil, "connection refused"; end
+		return self.objects[key] or false;
+	end
+	function b:delete_objects(keys)
+		self.deletes = self.deletes + 1;
+		if self.down then return nil, "connection refused"; end
+		local deleted, failed = {}, {};
+		for _, key in ipairs(keys) do
+			if self.refuse[key] then
+				failed[key] = "AccessDenied";
+			else
+				self.objects[key] = nil;
+				deleted[key] = true;
+			end
+		end
+		return deleted, failed;
+	end
+	return b;
+end
+
+-- The records, a keeper over them, and what it reported.
+local function setup()
+	local recs = records.new(memory_records_stores());
+	local reported = { logs = {}, deleted = {}, failures = 0 };
+	local keeper = upkeep.new(recs, {
+		log = function (level, format, ...) table.insert(reported.logs, level .. " " .. format:format(...)); end,
+		deleted = function (reason) reported.deleted[reason] = (reported.deleted[reason] or 0) + 1; end,
+		delete_failures = function (n) reported.failures = reported.failures + n; end,
+	});
+	local refunds = {};
+	local svc = { cfg = { purposes = { message = { name = "message" } } },
+		rules = { refund = function (_, owner, _, size) table.insert(refunds, { owner, size }); end } };
+	return recs, keeper, reported, svc, refunds;
+end
+
+describe("upkeep", function ()
+	it("confirms uploads that arrived, and gives back the bytes of slots never used", function ()
+		local recs, keeper, reported, svc, refunds = setup();
+		local b = bucket();
+		local arrived, unused = rec("alice@example.org", 1), rec("alice@example.org", 2);
+		recs:add(arrived);
+		recs:add(unused);
+		b.objects[arrived.key] = 42;
+		keeper:round(svc, b, T0 + 299);
+		assert.same({ "pending", "pending" }, { arrived.state, unused.state });   -- not due yet
+		keeper:round(svc, b, T0 + 300);
+		assert.same({ "stored", 42 }, { arrived.state, arrived.stored });
+		assert.is_true(unused.gone);
+		assert.same({ { "alice@example.org", 200 } }, refunds);
+		assert.equal(42, recs:usage("alice@example.org", "message"));
+		assert.same({}, reported.logs);
+	end);
+
+	it("asks again later when the bucket does not answer, said once", function ()
+		local recs, keeper, reported, svc = setup();
+		local b = bucket();
+		local r = rec("alice@example.org", 1);
+		recs:add(r);
+		b.down = true;
+		keeper:round(svc, b, T0 + 300);
+		keeper:round(svc, b, T0 + 330);   -- a minute later, not at every round
+		keeper:round(svc, b, T0 + 360);
+		assert.equal("pending", r.state);
+		assert.equal(2, b.asked);
+		assert.same({ "warn Could not ask the bucket whether uploads arrived: connection refused; asking again in a minute" },
+			reported.logs);
+		b.down, b.objects[r.key] = false, 7;
+		keeper:round(svc, b, T0 + 420);
+		assert.equal("stored", r.state);
+		assert.equal("info The bucket answers again whether uploads arrived", reported.logs[2]);
+	end);
+
+	it("deletes in batches, keeps what the bucket refused, and backs off while it fails", function ()
+		local recs, keeper, reported, svc = setup();
+		local b = bucket();
+		local list = {};
+		for n = 1, 1500 do
+			local r = rec("alice@example.org", n);
+			recs:add(r);
+			b.objects[r.key] = 1;
+			table.insert(list, r);
+		end
+		assert.equal(1500, recs:delete(list, "account"));
+		b.refuse[list[1200].key] = true;
+		keeper:round(svc, b, T0);
+		assert.equal(2, b.deletes);   -- 1000 keys, then 500
+		assert.equal(1499, reported.deleted.account);
+		assert.equal(1, reported.failures);
+		assert.matches("^warn Could not delete 1 uploaded files from the bucket: 1 keys refused, e.g. AccessDenied",
+			reported.logs[1]);
+		b.refuse = {};
+		keeper:round(svc, b, T0 + 4);
+		assert.equal(2, b.deletes);   -- backing off: 5 s after the first failure
+		b.down = true;
+		keeper:round(svc, b, T0 + 5);
+		assert.equal(3, b.deletes);
+		keeper:round(svc, b, T0 + 14);
+		assert.equal(3, b.deletes);   -- 10 s after the second
+		assert.equal(1, #reported.logs);   -- the failure said once
+		b.down = false;
+		keeper:round(svc, b, T0 + 15);
+		assert.is_nil(b.objects[list[1200].key]);
+		assert.equal(1500, reported.deleted.account);
+		assert.equal("info Deleting uploaded files from the bucket works again", reported.logs[2]);
+		assert.is_nil(next(b.objects));
+	end);
+
+	it("deletes the files of a retracted message, for their owner only", function ()
+		local recs, keeper, reported, svc = setup();
+		local b = bucket();
+		local mine, theirs = rec("alice@example.org", 1), rec("bob@example.org", 2);
+		recs:add(mine);
+		recs:add(theirs);
+		b.objects[mine.key], b.objects[theirs.key] = 1, 1;
+		keeper:note({ owner = "alice@example.org", keys = { mine.key, theirs.key }, ids = { "o1", "m1" } });
+		keeper:note({ owner = "bob@example.org", keys = { mine.key }, ids = { "o2" } });   -- bob pastes alice's link
+		keeper:note({ owner = "bob@example.org", retracted = "o2" });
+		keeper:note({ owner = "bob@example.org", retracted = "o1" });
+		keeper:round(svc, b, T0);
+		assert.same({ "o1", "m1" }, mine.messages);
+		assert.is_nil(theirs.messages);
+		assert.same({ 1, 1 }, { b.objects[mine.key], b.objects[theirs.key] });
+		keeper:note({ owner = "alice@example.org", retracted = "m1" });
+		keeper:round(svc, b, T0 + 1);
+		assert.is_nil(b.objects[mine.key]);
+		assert.equal(1, b.objects[theirs.key]);
+		assert.equal(1, reported.deleted.retraction);
+		assert.equal("info alice@example.org retracted a message; deleting the 1 uploaded files it carried",
+			reported.logs[1]);
+	end);
+
+	it("keeps at most MAX_NOTES notes between rounds", function ()
+		local _, keeper = setup();
+		for n = 1, upkeep.MAX_NOTES + 5 do keeper:note({ owner = "alice@example.org", retracted = tostring(n) }); end
+		assert.equal(upkeep.MAX_NOTES, #keeper.notes);
+	end);
+end);
