@@ -197,8 +197,7 @@ local function take_down(host, cfg, key, purpose, print)
 	end
 	local recs = records_of(host);
 	local rec = recs:file(key, purpose);
-	local what = ("%s's file %s (%s)"):format(rec.owner ~= "" and rec.owner or "an unrecorded uploader", rec.filename,
-		service.bytes(rec.stored or rec.size));
+	local what = service.whose_file(rec);
 	local deleted, failed = s3.new(svc.signer, hosts.env.http):delete_objects({ key });
 	svc:close();
 	if not (deleted and deleted[key]) then

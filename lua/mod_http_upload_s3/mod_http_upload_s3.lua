@@ -454,13 +454,9 @@ local function delete_due()
 	if current().cfg.expire_by ~= "module" or not records_loaded then
 		return;
 	end
-	local now, due = os.time(), {};
-	for _, owner in ipairs(upload_records:owners()) do
-		for _, rec in ipairs(upload_records:of(owner) or {}) do
-			if rec.due and rec.due <= now and (rec.state == "stored" or rec.state == "pending") then
-				table.insert(due, rec);
-			end
-		end
+	local due, problem = upload_records:overdue(os.time());
+	if problem then
+		module:log("warn", "Could not read every owner's uploads to find those past their retention: %s", problem);
 	end
 	local n = upload_records:delete(due, "retention");
 	if n > 0 then
@@ -475,19 +471,18 @@ module:add_timer(20, function () delete_due(); return 86400; end);
 -- The file a URL names, whoever owns it, or one signed before records were kept;
 -- a line saying what was done, or nil and why nothing was (not one of this host's files).
 local function take_down(url, by)
-	local cfg = current().cfg;
-	local key, purpose = urls.key_of(cfg, url);
+	local svc = current();
+	local key, purpose = urls.key_of(svc.cfg, url);
 	if not key then
 		return nil, purpose;
 	end
 	local rec = upload_records:file(key, purpose);
-	local owner = rec.owner ~= "" and rec.owner or "an unrecorded uploader";
-	local what = ("%s's file %s (%s)"):format(owner, rec.filename, service.bytes(rec.stored or rec.size));
+	local what = service.whose_file(rec);
 	if upload_records:delete({ rec }, "takedown") == 0 then
 		return what .. ": already removed";
 	end
 	-- a PUT URL that still lives could bring it back: look once more after it has expired
-	upload_records:recheck(rec, os.time() + cfg.put_expires + 5);
+	upload_records:recheck(rec, svc:check_time(os.time()));
 	module:log("info", "%s took down %s", by, what);
 	work();
 	return what .. ": taken down";

@@ -28,6 +28,7 @@
 --                                              record stays, "removed", for the owner's list to show
 --   r:deletions(n) -> up to n records to delete; r:deleted(rec); r:retry(rec)
 --   r:expired(now) -> ephemeral records past their due time (kept in memory, to go within the minute)
+--   r:overdue(now) -> records past their due time, stored or pending, and the first problem in reading them
 --   r:find(key) -> the record of an object key, whoever owns it | nil (reads every owner's: an admin's
 --                  rare question); r:file(key, purpose) -> that, or a stand-in for a file from before records
 --   r:sent_in(rec, ids)        the message ids (origin-id, id, a room's stanza-id) the owner sent it under
@@ -344,6 +345,27 @@ function records:expired(now)
 	return due;
 end
 
+-- Files past their due time, stored or on their way: for the module to delete where no
+-- lifecycle rule does. Reads every owner's (once a day); an owner's that cannot be read
+-- waits for the next time, and the first problem is returned with the rest.
+function records:overdue(now)
+	local ok, owners = pcall(self.owners, self);
+	if not ok then
+		return {}, owners;
+	end
+	local due, problem = {}, nil;
+	for _, owner in ipairs(owners) do
+		local list, err = self:of(owner);
+		problem = problem or err;
+		for _, rec in ipairs(list or {}) do
+			if rec.due and rec.due <= now and (rec.state == "stored" or rec.state == "pending") then
+				table.insert(due, rec);
+			end
+		end
+	end
+	return due, problem;
+end
+
 function records:find(key)
 	if self.dirty[key] then
 		return self.dirty[key];
@@ -394,10 +416,9 @@ function M.sent_under(recs, id)
 end
 
 function records:deletions(n)
-	local batch = {};
-	while #batch < n and #self.to_delete > 0 do
-		table.insert(batch, table.remove(self.to_delete, 1));
-	end
+	local queue = self.to_delete;
+	local batch = table.move(queue, 1, math.min(n, #queue), 1, {});
+	self.to_delete = table.move(queue, #batch + 1, #queue, 1, {});   -- not table.remove(queue, 1): a whole account waits here
 	return batch;
 end
 

@@ -173,6 +173,12 @@ function service:limits(uploader, ask, now)
 	end
 end
 
+-- "alice@example.com's file cat.jpg (12.3 KiB)", for logs and admins' replies
+local function whose_file(rec)
+	return ("%s's file %s (%s)"):format(rec.owner ~= "" and rec.owner or "an unrecorded uploader", rec.filename,
+		bytes(rec.stored or rec.size));
+end
+
 function service:slot(req, uploader, now, trace)
 	local admin = uploader.admin;
 	local err = not admin and self:admission(uploader, now);
@@ -207,11 +213,16 @@ function service:slot(req, uploader, now, trace)
 		if self.records then
 			self.records:add({ key = key, owner = uploader.jid, filename = req.filename, size = ask.size,
 				content_type = ask.content_type, purpose = ask.purpose.name, at = now,
-				due = self:due(ask.purpose, ask.get_expires, now), check_at = now + self.cfg.put_expires + CHECK_AFTER });
+				due = self:due(ask.purpose, ask.get_expires, now), check_at = self:check_time(now) });
 		end
 	end
 	return { put = put, get = get, key = key, size = ask.size, purpose = ask.purpose.name, content_type = signed_type,
 		canonical_request = canonical_request };
+end
+
+-- When to look in the bucket for what a PUT URL signed now uploaded: once the URL has expired.
+function service:check_time(now)
+	return now + self.cfg.put_expires + CHECK_AFTER;
 end
 
 -- When a file of this purpose granted now is to go: an ephemeral one at its
@@ -244,4 +255,4 @@ function service:download_url(rec, now)
 	return self.signer:download(rec.key, options);
 end
 
-return { new = new, bytes = bytes };
+return { new = new, bytes = bytes, whose_file = whose_file };

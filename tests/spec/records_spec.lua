@@ -89,8 +89,51 @@ describe("records", function ()
 		local left = r:of("alice@example.org");
 		assert.same({ 2, "deleting", "deleting" }, { #left, left[1].state, left[2].state });
 		assert.equal(2, #r:deletions(10));
+		assert.same({}, r:deletions(10));
 		assert.equal(0, r:usage("alice@example.org", "message"));   -- counted no more once asked to go
 		assert.same({ 2, 0 }, { r:totals() });
+	end);
+
+	it("give a whole account's deletions in batches, in order, each file once", function ()
+		local r = records.new(memory_records_stores());
+		for n = 1, 2500 do r:add(rec("alice@example.org", n)); end
+		r:flush();
+		assert.equal(2500, r:delete(r:of("alice@example.org"), "account"));
+		local seen = {};
+		for _, size in ipairs({ 1000, 1000, 500, 0 }) do
+			local batch = r:deletions(1000);
+			assert.equal(size, #batch);
+			for _, x in ipairs(batch) do
+				assert.is_nil(seen[x.key]);
+				seen[x.key] = true;
+			end
+		end
+		assert.is_true(seen["up/0001/file1.txt"] and seen["up/2500/file2500.txt"]);
+	end);
+
+	it("give the files past their due time, whoever owns them, for the module's own retention", function ()
+		local map, keyval, index = memory_records_stores();
+		local r = records.new(map, keyval, index);
+		local old, young = rec("alice@example.org", 1, { due = T0 + 10 }), rec("alice@example.org", 2, { due = T0 + 99 });
+		local kept, theirs = rec("alice@example.org", 3, { due = false }), rec("bob@example.org", 4, { due = T0 + 20 });
+		local going = rec("bob@example.org", 5, { due = T0 });
+		for _, x in ipairs({ old, young, kept, theirs, going }) do r:add(x); end
+		r:confirm(old, 100);
+		r:delete({ going }, "user");   -- on its way already: not twice
+		r:flush();
+		local due = r:overdue(T0 + 50);
+		table.sort(due, function (a, b) return a.key < b.key; end);
+		assert.same({ "file1.txt", "file4.txt" }, { due[1].filename, due[2].filename });
+		assert.equal(2, #due);
+		-- an owner's that cannot be read: the others', and why
+		local later = records.new(map, keyval, index);
+		map.failing = true;
+		local none, problem = later:overdue(T0 + 50);
+		assert.same({ {}, "database is down" }, { none, problem });
+		index.failing = true;   -- not even the owners
+		none, problem = later:overdue(T0 + 50);
+		assert.same({}, none);
+		assert.matches("database is down", problem);
 	end);
 
 	it("after a takedown, stay to show the owner the file was removed", function ()

@@ -120,6 +120,16 @@ describe("service:slot", function ()
 		assert.is_nil(by_purpose.permanent.due);   -- kept for ever
 		assert.equal(1764651600, by_purpose.ephemeral.due);   -- expire-before
 		assert.equal(NOW + 300 + 5, by_purpose.message.check_at);   -- after its PUT URL expired
+		assert.equal(by_purpose.message.check_at, svc:check_time(NOW));   -- as a takedown's second look
+	end);
+
+	it("names a file for logs and admins: its owner, name and size, or that nobody recorded it", function ()
+		assert.equal("alice@example.org's file cat.jpg (1.5 KiB)",
+			service.whose_file({ owner = "alice@example.org", filename = "cat.jpg", size = 1536 }));
+		assert.equal("alice@example.org's file cat.jpg (900 bytes)",   -- what arrived, once known
+			service.whose_file({ owner = "alice@example.org", filename = "cat.jpg", size = 1536, stored = 900 }));
+		assert.equal("an unrecorded uploader's file old.png (0 bytes)",
+			service.whose_file({ owner = "", filename = "old.png", size = 0 }));
 	end);
 
 	it("refuses past the storage quota, saying what is used, and grants again once files are deleted", function ()
