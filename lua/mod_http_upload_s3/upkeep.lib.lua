@@ -32,18 +32,22 @@ function keeper:note(item)
 end
 
 -- The records each note is about, in order, each owner's read once: only the owner's
--- own files are marked or deleted.
+-- own files are marked or deleted. The notes of an owner whose records the storage
+-- does not give wait for a later round.
 function keeper:take_notes()
 	local batch, files_of = self.notes, {};
 	self.notes = {};
 	for _, item in ipairs(batch) do
 		local files = files_of[item.owner];
-		if not files then
-			files = {};
-			for _, rec in ipairs(self.records:of(item.owner) or {}) do files[rec.key] = rec; end
+		if files == nil then
+			local list = self.records:of(item.owner);
+			files = list and {} or false;
+			for _, rec in ipairs(list or {}) do files[rec.key] = rec; end
 			files_of[item.owner] = files;
 		end
-		if item.retracted then
+		if not files then
+			self:note(item);
+		elseif item.retracted then
 			local gone = records.sent_under(files, item.retracted);
 			if self.records:delete(gone, "retraction") > 0 then
 				self.report.log("info", "%s retracted a message; deleting the %d uploaded files it carried",
@@ -63,7 +67,8 @@ end
 -- then holds the size stored; a slot never used goes, and its bytes count no more.
 -- A file taken down while its PUT URL still lived, and that came back, goes again.
 function keeper:confirm_uploads(svc, client, now)
-	for _, rec in ipairs(self.records:due_checks(now)) do
+	local due = self.records:due_checks(now);
+	for i, rec in ipairs(due) do
 		local size, problem = client:size(rec.key);
 		if size ~= nil and self.unanswered then
 			self.report.log("info", "The bucket answers again whether uploads arrived");
@@ -83,8 +88,10 @@ function keeper:confirm_uploads(svc, client, now)
 			if purpose then
 				svc.rules:refund(rec.owner, purpose, rec.size, rec.at, now);
 			end
-		else
-			self.records:recheck(rec, now + 60);
+		else   -- the bucket does not answer: this one and the rest in a minute
+			for j = i, #due do
+				self.records:recheck(due[j], now + 60);
+			end
 			if not self.unanswered then   -- said once, when it starts
 				self.report.log("warn", "Could not ask the bucket whether uploads arrived: %s; asking again in a minute",
 					problem);

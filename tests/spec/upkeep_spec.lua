@@ -35,9 +35,9 @@ local function bucket()
 	return b;
 end
 
--- The records, a keeper over them, and what it reported.
-local function setup()
-	local recs = records.new(memory_records_stores());
+-- The records (over these stores, or new ones), a keeper over them, and what it reported.
+local function setup(stores)
+	local recs = records.new(table.unpack(stores or { memory_records_stores() }));
 	local reported = { logs = {}, deleted = {}, failures = 0 };
 	local keeper = upkeep.new(recs, {
 		log = function (level, format, ...) table.insert(reported.logs, level .. " " .. format:format(...)); end,
@@ -68,22 +68,23 @@ describe("upkeep", function ()
 		assert.same({}, reported.logs);
 	end);
 
-	it("asks again later when the bucket does not answer, said once", function ()
-		local recs, keeper, reported, svc = setup();
+	it("asks again later when the bucket does not answer, said once, for every upload it could not ask of", function ()
+		local recs, keeper, reported, svc, refunds = setup();
 		local b = bucket();
-		local r = rec("alice@example.org", 1);
-		recs:add(r);
+		local r, s, t = rec("alice@example.org", 1), rec("alice@example.org", 2), rec("bob@example.org", 3);
+		for _, x in ipairs({ r, s, t }) do recs:add(x); end
 		b.down = true;
 		keeper:round(svc, b, T0 + 300);
 		keeper:round(svc, b, T0 + 330);   -- a minute later, not at every round
 		keeper:round(svc, b, T0 + 360);
-		assert.equal("pending", r.state);
-		assert.equal(2, b.asked);
+		assert.same({ "pending", "pending", "pending" }, { r.state, s.state, t.state });
+		assert.equal(2, b.asked);   -- the first of them, then no more while it fails
 		assert.same({ "warn Could not ask the bucket whether uploads arrived: connection refused; asking again in a minute" },
 			reported.logs);
-		b.down, b.objects[r.key] = false, 7;
+		b.down, b.objects[r.key], b.objects[t.key] = false, 7, 9;
 		keeper:round(svc, b, T0 + 420);
-		assert.equal("stored", r.state);
+		assert.same({ "stored", 7, "stored", 9 }, { r.state, r.stored, t.state, t.stored });
+		assert.same({ { "alice@example.org", 200 } }, refunds);   -- the one never uploaded
 		assert.equal("info The bucket answers again whether uploads arrived", reported.logs[2]);
 	end);
 
@@ -144,6 +145,26 @@ describe("upkeep", function ()
 		assert.equal(1, reported.deleted.retraction);
 		assert.equal("info alice@example.org retracted a message; deleting the 1 uploaded files it carried",
 			reported.logs[1]);
+	end);
+
+	it("keeps what users' messages said while their records cannot be read, for a later round", function ()
+		local map, keyval, index = memory_records_stores();
+		local recs, keeper, _, svc = setup({ map, keyval, index });
+		local b = bucket();
+		local mine = rec("alice@example.org", 1);
+		recs:add(mine);
+		recs:flush();
+		b.objects[mine.key] = 1;
+		map.failing = true;   -- the database went away
+		keeper:note({ owner = "alice@example.org", keys = { mine.key }, ids = { "o1" } });
+		keeper:note({ owner = "alice@example.org", retracted = "o1" });
+		keeper:round(svc, b, T0);
+		assert.equal(1, b.objects[mine.key]);
+		assert.equal(2, #keeper.notes);
+		map.failing = false;
+		keeper:round(svc, b, T0 + 5);
+		assert.is_nil(b.objects[mine.key]);   -- sent, then retracted: gone
+		assert.same({}, keeper.notes);
 	end);
 
 	it("keeps at most MAX_NOTES notes between rounds", function ()
