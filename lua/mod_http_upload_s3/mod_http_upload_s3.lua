@@ -304,11 +304,9 @@ local function outage(what, failed, problem)
 end
 
 -- The records' usage, checks and deletions, read at start; until the storage answers, again at every save.
-local records_loaded = false;
 local function load_records()
 	local ok, err = pcall(upload_records.load, upload_records);
 	outage("the upload records (reading them)", not ok, err);
-	records_loaded = ok;
 end
 
 -- At most this long each second in writing records: the storage's calls block the server
@@ -339,7 +337,7 @@ load_records();
 module:add_timer(5, function () save_quota(); return 5; end);
 module:add_timer(1, function ()
 	save_records(FLUSH_BUDGET);
-	if not records_loaded then
+	if not upload_records:loaded() then
 		load_records();
 	end
 	return 1;
@@ -358,7 +356,7 @@ local keeper = upkeep.new(upload_records, {
 local working = false;
 local function work()
 	local svc = active;
-	if working or not svc or not records_loaded then
+	if working or not svc or not upload_records:loaded() then
 		return;
 	end
 	working = true;
@@ -442,7 +440,7 @@ end
 -- Ephemeral files within a minute of their expire-before (the lifecycle rule is a
 -- second lock, at whole days); overdue ones at start, after a restart or an outage.
 module:add_timer(10, function ()
-	if records_loaded and upload_records:delete(upload_records:expired(os.time()), "expired") > 0 then
+	if upload_records:loaded() and upload_records:delete(upload_records:expired(os.time()), "expired") > 0 then
 		work();
 	end
 	return 10;
@@ -451,7 +449,7 @@ end);
 -- With http_upload_s3_expire_by = "module", files past their retention, daily and
 -- batched, for services without lifecycle rules (or credentials that may not set them).
 local function delete_due()
-	if current().cfg.expire_by ~= "module" or not records_loaded then
+	if current().cfg.expire_by ~= "module" or not upload_records:loaded() then
 		return;
 	end
 	local due, problem = upload_records:overdue(os.time());
@@ -526,7 +524,7 @@ end);
 -- Accounts removed while this module did not hear of it (prosodyctl deluser on 0.12 works
 -- on the storage from outside the server): their uploads go too, found at start and daily.
 local function delete_orphans()
-	if not current().cfg.delete_with_account or not records_loaded or not prosody.hosts[users_host] then
+	if not current().cfg.delete_with_account or not upload_records:loaded() or not prosody.hosts[users_host] then
 		return;
 	end
 	local ok, owners = pcall(upload_records.owners, upload_records);

@@ -20,6 +20,7 @@
 --   r:flush([more]) -> failures, first problem   more(): whether there is time for another write
 --                                              (a database blocks the server while it writes)
 --   r:load()                   at start: every owner's usage, the checks and deletions still to do
+--                              (throws when the store does not answer: call again); r:loaded() -> bool
 --   r:usage(owner, purpose) -> bytes stored or on their way (size asked until the upload is confirmed)
 --   r:of(owner) -> records, oldest first | nil, problem; r:owners() -> owners with records
 --   r:due_checks(now) -> records whose upload URL has expired, still to be looked for in the bucket
@@ -74,6 +75,8 @@ function M.new(map, keyval, index)
 		checks = {},       -- records whose upload is still to be looked for, by check_at
 		timed = {},        -- ephemeral records, to be deleted at their due time
 		to_delete = {},    -- records to delete from the bucket, in order
+		is_loaded = false, -- whether load() has read the store
+		early = {},        -- keys added before that: counted already, whether written yet or not
 	}, records);
 end
 
@@ -108,6 +111,9 @@ end
 
 function records:add(rec)
 	rec.state = "pending";
+	if not self.is_loaded then
+		self.early[rec.key] = true;
+	end
 	self.dirty[rec.key] = rec;
 	self:count(rec, 1);
 	if #self.checks < MAX_CHECKS then
@@ -262,23 +268,34 @@ function records:owners()
 end
 
 -- At start: what every owner uses, and the checks and deletions a restart interrupted.
+-- Everything is read before anything counts, so that a read that fails part way
+-- leaves nothing to count twice when it is tried again.
 function records:load()
+	local stored = {};
 	for _, owner in ipairs(self:owners()) do
 		for _, rec in ipairs(assert(self:of(owner))) do
-			if not self.dirty[rec.key] then
-				self:count(rec, 1);
-				if rec.state == "pending" then
-					table.insert(self.checks, rec);
-				elseif rec.state == "deleting" then
-					table.insert(self.to_delete, rec);
-				end
-				if rec.purpose == "ephemeral" and (rec.state == "pending" or rec.state == "stored") then
-					table.insert(self.timed, rec);
-				end
+			if not (self.dirty[rec.key] or self.early[rec.key]) then
+				table.insert(stored, rec);
 			end
 		end
 	end
+	for _, rec in ipairs(stored) do
+		self:count(rec, 1);
+		if rec.state == "pending" then
+			table.insert(self.checks, rec);
+		elseif rec.state == "deleting" then
+			table.insert(self.to_delete, rec);
+		end
+		if rec.purpose == "ephemeral" and (rec.state == "pending" or rec.state == "stored") then
+			table.insert(self.timed, rec);
+		end
+	end
+	self.is_loaded, self.early = true, {};
 	table.sort(self.checks, function (a, b) return (a.check_at or 0) < (b.check_at or 0); end);
+end
+
+function records:loaded()
+	return self.is_loaded;
 end
 
 function records:due_checks(now)
@@ -442,7 +459,8 @@ end
 
 function records:state()
 	return { dirty = self.dirty, bytes = self.bytes, checks = self.checks, to_delete = self.to_delete,
-		timed = self.timed, pages = self.pages, n_records = self.n_records, n_bytes = self.n_bytes };
+		timed = self.timed, pages = self.pages, n_records = self.n_records, n_bytes = self.n_bytes,
+		is_loaded = self.is_loaded, early = self.early };
 end
 
 function records:restore(state)
