@@ -251,10 +251,21 @@ local function check_host(host, print, sharing)
 		if deleted and deleted.status < 300 then cleaned = cleaned + 1; end
 	end
 	if cleaned < #probe_keys then
-		say("clean-up", "%d probes stay in %s (DELETE not permitted; that is fine)", #probe_keys - cleaned,
-			cfg.purposes.message.key_prefix);
+		say("clean-up", "FAIL: %d probes stay in %s: the bucket refuses DELETE, so no file is ever deleted (deleted "
+			.. "accounts', users' and admins' deletions, takedowns, ephemeral files, retention, retractions); "
+			.. "allow s3:DeleteObject on the module's folders", #probe_keys - cleaned, cfg.purposes.message.key_prefix);
+		unsafe = true;
 	else
 		say("clean-up", "ok (%d probes deleted)", cleaned);
+		-- the probe gone, what the module's look for an upload sees of a slot never used
+		local size, why = client:size(slot.key);
+		if size == false then
+			say("upload checks", "ok (a missing object answers 404)");
+		else
+			say("upload checks", "warning: a missing object answers %s, not 404: slots never used stay pending, "
+				.. "counted against storage quotas until their time; let the key s3:ListBucket the bucket",
+				why or "200");
+		end
 	end
 
 	-- the bucket's settings against the options (drift alone is no failure: uploads work without them)

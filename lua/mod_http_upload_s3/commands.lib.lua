@@ -196,7 +196,12 @@ local function take_down(host, cfg, key, purpose, print)
 		return false;
 	end
 	local recs = records_of(host);
-	local rec = recs:file(key, purpose);
+	local rec, problem = recs:file(key, purpose);
+	if not rec then
+		svc:close();
+		say("delete", "FAIL: the records cannot be read: %s", problem);
+		return false;
+	end
 	local what = service.whose_file(rec);
 	local deleted, failed = s3.new(svc.signer, hosts.env.http):delete_objects({ key });
 	svc:close();
@@ -206,8 +211,8 @@ local function take_down(host, cfg, key, purpose, print)
 	end
 	recs:delete({ rec }, "takedown");
 	recs:deleted(rec);
-	local failures, problem = recs:flush();
-	say("delete", "%s: taken down%s", what, failures > 0 and ("; its record not updated: " .. problem) or "");
+	local failures, flush_problem = recs:flush();
+	say("delete", "%s: taken down%s", what, failures > 0 and ("; its record not updated: " .. flush_problem) or "");
 	return failures == 0;
 end
 

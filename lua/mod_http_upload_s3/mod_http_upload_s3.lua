@@ -448,9 +448,12 @@ end);
 
 -- With http_upload_s3_expire_by = "module", files past their retention, daily and
 -- batched, for services without lifecycle rules (or credentials that may not set them).
+-- False when it could not look yet (the records not read).
 local function delete_due()
-	if current().cfg.expire_by ~= "module" or not upload_records:loaded() then
-		return;
+	if current().cfg.expire_by ~= "module" then
+		return true;
+	elseif not upload_records:loaded() then
+		return false;
 	end
 	local due, problem = upload_records:overdue(os.time());
 	if problem then
@@ -461,8 +464,9 @@ local function delete_due()
 		module:log("info", "Deleting %d uploaded files past their retention", n);
 		work();
 	end
+	return true;
 end
-module:add_timer(20, function () delete_due(); return 86400; end);
+module:add_timer(20, function () return delete_due() and 86400 or 60; end);
 
 ---- taken down by URL -----------------------------------------------------------------
 
@@ -474,7 +478,10 @@ local function take_down(url, by)
 	if not key then
 		return nil, purpose;
 	end
-	local rec = upload_records:file(key, purpose);
+	local rec, problem = upload_records:file(key, purpose);
+	if not rec then
+		return nil, "the records cannot be read now (" .. tostring(problem) .. "); try again later";
+	end
 	local what = service.whose_file(rec);
 	if upload_records:delete({ rec }, "takedown") == 0 then
 		return what .. ": already removed";
@@ -523,19 +530,33 @@ end);
 
 -- Accounts removed while this module did not hear of it (prosodyctl deluser on 0.12 works
 -- on the storage from outside the server): their uploads go too, found at start and daily.
+-- False when it could not look yet (the records not read).
 local function delete_orphans()
-	if not current().cfg.delete_with_account or not upload_records:loaded() or not prosody.hosts[users_host] then
-		return;
+	if not current().cfg.delete_with_account or users_are_anonymous or not prosody.hosts[users_host] then
+		return true;
+	elseif not upload_records:loaded() then
+		return false;
+	end
+	-- user_exists says nil alike for an account that is not there and one its store could not read:
+	-- an account is gone only when the whole list of accounts could be read, and lacks it
+	local existing = {};
+	local listed, problem = pcall(function ()
+		for name in assert(usermanager.users(users_host)) do existing[name] = true; end
+	end);
+	if not listed then
+		module:log("warn", "Could not list the accounts to find the uploads of deleted ones: %s", problem);
+		return true;
 	end
 	local ok, owners = pcall(upload_records.owners, upload_records);
 	for _, owner in ipairs(ok and owners or {}) do
 		local node, host = jid.split(owner);
-		if node and host == users_host and not usermanager.user_exists(node, host) then
+		if node and host == users_host and not existing[node] and not usermanager.user_exists(node, host) then
 			delete_uploads_of(owner, "account");
 		end
 	end
+	return true;
 end
-module:add_timer(30, function () delete_orphans(); return 86400; end);
+module:add_timer(30, function () return delete_orphans() and 86400 or 60; end);
 
 ---- slots ------------------------------------------------------------------
 

@@ -77,6 +77,7 @@ function M.new(map, keyval, index)
 		to_delete = {},    -- records to delete from the bucket, in order
 		is_loaded = false, -- whether load() has read the store
 		early = {},        -- keys added before that: counted already, whether written yet or not
+		live = setmetatable({}, { __mode = "v" }),   -- key -> the one record object memory holds for it
 	}, records);
 end
 
@@ -111,6 +112,7 @@ end
 
 function records:add(rec)
 	rec.state = "pending";
+	self.live[rec.key] = rec;
 	if not self.is_loaded then
 		self.early[rec.key] = true;
 	end
@@ -156,6 +158,28 @@ function records:flush(more)
 	local function failed(err)
 		failures, first = failures + 1, first or tostring(err);
 	end
+	-- each page's changes in one set_keys; false when there was no time for them all
+	local function write(by_page)
+		for name, list in pairs(by_page) do
+			if not more() then
+				return false;
+			end
+			local changes = {};
+			for _, rec in ipairs(list) do
+				changes[rec.key] = rec.gone and self.map.remove or to_value(rec);
+			end
+			local ok, err = self.map:set_keys(name, changes);
+			if ok then
+				for _, rec in ipairs(list) do
+					rec.written = not rec.gone;
+					self.dirty[rec.key] = nil;
+				end
+			else
+				failed(err);
+			end
+		end
+		return true;
+	end
 	local new, by_page = {}, {};
 	for _, rec in pairs(self.dirty) do
 		if rec.page then
@@ -168,6 +192,12 @@ function records:flush(more)
 		else
 			self.dirty[rec.key] = nil;   -- never written: nothing to delete
 		end
+	end
+	-- what has its place first (placed by an earlier flush that ran out of time), then the new owners':
+	-- each owner's pages written as soon as the index has them, so that slots coming faster than the
+	-- budget still see some written at every flush
+	if not write(by_page) then
+		return failures, first;
 	end
 	for owner, list in pairs(new) do
 		if not more() then
@@ -193,31 +223,17 @@ function records:flush(more)
 				failed(err);
 			else
 				self.pages[owner] = grown;
+				local its_pages = {};
 				for rec, page in pairs(placed) do
 					rec.page = page;
 					local name = page_of(owner, page);
-					by_page[name] = by_page[name] or {};
-					table.insert(by_page[name], rec);
+					its_pages[name] = its_pages[name] or {};
+					table.insert(its_pages[name], rec);
+				end
+				if not write(its_pages) then
+					return failures, first;
 				end
 			end
-		end
-	end
-	for name, list in pairs(by_page) do
-		if not more() then
-			break;
-		end
-		local changes = {};
-		for _, rec in ipairs(list) do
-			changes[rec.key] = rec.gone and self.map.remove or to_value(rec);
-		end
-		local ok, err = self.map:set_keys(name, changes);
-		if ok then
-			for _, rec in ipairs(list) do
-				rec.written = not rec.gone;
-				self.dirty[rec.key] = nil;
-			end
-		else
-			failed(err);
 		end
 	end
 	return failures, first;
@@ -237,7 +253,11 @@ function records:of(owner)
 			return nil, err;
 		end
 		for key, value in pairs(stored or {}) do
-			local rec = self.dirty[key] or from_value(key, value, owner, page);
+			local rec = self.dirty[key] or self.live[key];
+			if not rec then
+				rec = from_value(key, value, owner, page);
+				self.live[key] = rec;
+			end
 			seen[key] = true;
 			if not rec.gone then table.insert(list, rec); end
 		end
@@ -301,7 +321,11 @@ end
 function records:due_checks(now)
 	local due, later = {}, {};
 	for _, rec in ipairs(self.checks) do
-		if rec.state == "deleting" then
+		if rec.gone then
+			if rec.watched then   -- deleted while its upload URL lived: looked for once that has expired
+				table.insert((rec.check_at or 0) <= now and due or later, rec);
+			end   -- else deleted, or never came: nothing to look for
+		elseif rec.state == "deleting" then
 			table.insert(later, rec);   -- a takedown under way: looked at once it is done
 		elseif rec.state == "pending" or rec.state == "removed" then   -- not deleted otherwise meanwhile
 			table.insert((rec.check_at or 0) <= now and due or later, rec);
@@ -321,7 +345,15 @@ function records:confirm(rec, size)
 	self:count(rec, -1);
 	rec.state, rec.stored = "stored", size;
 	self:count(rec, 1);
-	self.dirty[rec.key] = rec;
+	if not rec.transient then
+		self.dirty[rec.key] = rec;
+	end
+end
+
+-- A file deleted while its upload URL still lived: looked for once more after that (its record gone).
+function records:watch(rec)
+	rec.watched = true;
+	table.insert(self.checks, rec);
 end
 
 function records:vanish(rec)
@@ -336,10 +368,13 @@ local KEPT = { takedown = true };
 function records:delete(list, reason)
 	local n = 0;
 	for _, rec in ipairs(list) do
-		if rec.state ~= "deleting" and rec.state ~= "removed" then
-			self:count(rec, -1);
+		if not rec.gone and rec.state ~= "deleting" and rec.state ~= "removed" then
+			-- before load(), only a slot granted since counts yet; load() counts this one no more
+			local was_counted = self.is_loaded or self.early[rec.key];
+			if was_counted then self:count(rec, -1); end
 			rec.state, rec.reason = "deleting", reason;
 			self:count(rec, 1);
+			if not self.is_loaded and not rec.transient then self.early[rec.key] = true; end
 			if not rec.transient then
 				self.dirty[rec.key] = rec;
 			end
@@ -354,7 +389,7 @@ end
 function records:expired(now)
 	local due, later = {}, {};
 	for _, rec in ipairs(self.timed) do
-		if rec.state == "pending" or rec.state == "stored" then
+		if not rec.gone and (rec.state == "pending" or rec.state == "stored") then
 			table.insert(rec.due and rec.due <= now and due or later, rec);
 		end
 	end
@@ -384,22 +419,34 @@ function records:overdue(now)
 end
 
 function records:find(key)
-	if self.dirty[key] then
-		return self.dirty[key];
+	if self.dirty[key] or self.live[key] then
+		return self.dirty[key] or self.live[key];
 	end
-	for _, owner in ipairs(self:owners()) do
-		for _, rec in ipairs(self:of(owner) or {}) do
+	local ok, owners = pcall(self.owners, self);
+	if not ok then
+		return nil, owners;
+	end
+	local problem;
+	for _, owner in ipairs(owners) do
+		local list, err = self:of(owner);
+		problem = problem or err;
+		for _, rec in ipairs(list or {}) do
 			if rec.key == key then
 				return rec;
 			end
 		end
 	end
+	return nil, problem;
 end
 
 -- The record of the file at key, or for a file the module signed before it kept
 -- records, a stand-in: deleted like any other, never written.
 function records:file(key, purpose)
-	return self:find(key) or { key = key, owner = "", filename = key:match("[^/]*$"), size = 0, purpose = purpose,
+	local found, problem = self:find(key);
+	if found or problem then
+		return found, problem;
+	end
+	return { key = key, owner = "", filename = key:match("[^/]*$"), size = 0, purpose = purpose,
 		at = 0, state = "stored", transient = true };
 end
 
@@ -465,6 +512,12 @@ end
 
 function records:restore(state)
 	for k, v in pairs(state) do self[k] = v; end
+	-- the records the restored queues hold are the ones of() must give
+	self.live = setmetatable({}, { __mode = "v" });
+	for _, rec in pairs(self.dirty) do self.live[rec.key] = rec; end
+	for _, list in ipairs({ self.checks, self.timed, self.to_delete }) do
+		for _, rec in ipairs(list) do self.live[rec.key] = rec; end
+	end
 end
 
 return M;

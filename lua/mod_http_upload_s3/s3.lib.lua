@@ -11,7 +11,7 @@
 --   client:put_document(name, body), client:delete_document(name) -> response | nil, problem
 --   client:delete_objects(keys) -> deleted keys (a set), failed keys ({ key = code }) | nil, problem
 --     (S3's multi-object delete: at most MAX_DELETE keys a request, with the Content-MD5 it requires)
---   client:size(key) -> bytes | false (no such object) | nil, problem
+--   client:size(key) -> bytes | false (no such object) | nil, problem [, HTTP status when S3 answered]
 --   s3.parse_error(body) -> { code, message, ... } | nil, s3.http_date(text) -> Unix seconds | nil
 
 local st = require "util.stanza";
@@ -159,7 +159,7 @@ function client:size(key)
 	elseif response.status == 404 then
 		return false;
 	elseif response.status ~= 200 then
-		return nil, ("HTTP %d"):format(response.status);
+		return nil, ("HTTP %d"):format(response.status), response.status;
 	end
 	return tonumber(response.headers["content-length"]) or 0;
 end

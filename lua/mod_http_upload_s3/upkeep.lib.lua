@@ -65,30 +65,18 @@ end
 
 -- Whether the upload of each slot whose PUT URL has expired arrived: the record
 -- then holds the size stored; a slot never used goes, and its bytes count no more.
--- A file taken down while its PUT URL still lived, and that came back, goes again.
+-- A file deleted (or taken down) while its PUT URL still lived, and that came back,
+-- goes again. A bucket that will not say (403 for a missing object, without
+-- s3:ListBucket) leaves that record pending, asked of again hourly.
 function keeper:confirm_uploads(svc, client, now)
 	local due = self.records:due_checks(now);
 	for i, rec in ipairs(due) do
-		local size, problem = client:size(rec.key);
+		local size, problem, status = client:size(rec.key);
 		if size ~= nil and self.unanswered then
 			self.report.log("info", "The bucket answers again whether uploads arrived");
 			self.unanswered = false;
 		end
-		if rec.state == "removed" then
-			if size then
-				self.report.log("info", "A file taken down came back through its upload URL; deleting it again");
-				rec.state = "stored";
-				self.records:delete({ rec }, "takedown");
-			end
-		elseif size then
-			self.records:confirm(rec, size);
-		elseif size == false then
-			self.records:vanish(rec);
-			local purpose = svc.cfg.purposes[rec.purpose];
-			if purpose then
-				svc.rules:refund(rec.owner, purpose, rec.size, rec.at, now);
-			end
-		else   -- the bucket does not answer: this one and the rest in a minute
+		if size == nil and not (status and status < 500) then   -- the bucket does not answer: this one and the rest in a minute
 			for j = i, #due do
 				self.records:recheck(due[j], now + 60);
 			end
@@ -98,6 +86,34 @@ function keeper:confirm_uploads(svc, client, now)
 			end
 			self.unanswered = true;
 			return;
+		elseif size == nil then   -- the bucket answered, about this key only (403: no s3:ListBucket): the rest are asked
+			if not self.refused then
+				self.report.log("warn", "The bucket will not say whether an upload arrived: %s; asking again in an hour",
+					problem);
+				self.refused = true;
+			end
+			self.records:recheck(rec, now + 3600);
+		elseif rec.state == "deleting" then
+			-- deleted meanwhile: the deletion under way sees to the file, and once it is done
+			-- (the record gone), to what the upload URL brought after it
+			if rec.gone and rec.watched and size then
+				self.report.log("info", "An upload came after its file was deleted; deleting it");
+				self.records:retry(rec);
+			end
+		elseif rec.state == "removed" then
+			if size then
+				self.report.log("info", "A file taken down came back through its upload URL; deleting it again");
+				self.records:confirm(rec, size);   -- counted as stored, then as deleting
+				self.records:delete({ rec }, "takedown");
+			end
+		elseif size then
+			self.records:confirm(rec, size);
+		else
+			self.records:vanish(rec);
+			local purpose = svc.cfg.purposes[rec.purpose];
+			if purpose then
+				svc.rules:refund(rec.owner, purpose, rec.size, rec.at, now);
+			end
 		end
 	end
 end
@@ -119,8 +135,14 @@ function keeper:delete_files(client, now)
 		local left = 0;
 		for _, rec in ipairs(batch) do
 			if deleted and deleted[rec.key] then
-				self.records:deleted(rec);
-				self.report.deleted(rec.reason or "user");
+				if not rec.gone then
+					self.records:deleted(rec);
+					self.report.deleted(rec.reason or "user");
+				end
+				if rec.gone and rec.stored == nil and (rec.check_at or 0) > now then
+					-- its upload URL still lives: what it brings later is deleted in turn
+					self.records:watch(rec);
+				end
 			else
 				self.records:retry(rec);
 				left = left + 1;

@@ -107,7 +107,7 @@ def main():
         check("check fails overall when a host fails", status == 1, status)
         expect = {
             "good.test": ["upload: ok", "download: ok (public GET)", "unsigned x-amz-copy-source: ok (refused)",
-                          "clean-up: ok", "uploads will work"],
+                          "clean-up: ok", "upload checks: ok (a missing object answers 404)", "uploads will work"],
             "presigned.test": ["download: ok (presigned GET)", "uploads will work"],
             "private.test": ["upload: ok", "download: FAIL", "public s3:GetObject", "presign_get", "will NOT work"],
             "wrongkey.test": ["upload: FAIL", "SignatureDoesNotMatch", "will NOT work"],

@@ -54,7 +54,8 @@ local function load_module(options)
 		return { get = function (_, user) return m.stored[user]; end,
 			set = function (_, user, value) m.stored[user] = value; return true; end };
 	end
-	function m:add_timer() end
+	m.timers = {};
+	function m:add_timer(delay, f) table.insert(self.timers, { delay, f }); end
 	function m:hook(name, f) self.hooks[name] = f; end
 	m.hook_global = m.hook;
 	function m:log(level, format, ...) table.insert(self.logs, level .. " " .. format:format(...)); end
@@ -250,5 +251,28 @@ describe("the module file", function ()
 				{ stanza = stanza, origin = { type = "c2s", username = "alice", host = HOST } });
 			assert.is_true(ok, text .. ": " .. tostring(err));
 		end
+	end);
+
+	-- review: bug 8 (mod_http_upload_s3.lua:533, delete_orphans)
+	it("deletes no one's uploads when the accounts cannot be read", function ()
+		local usermanager = package.loaded["core.usermanager"];
+		local user_exists, users = usermanager.user_exists, usermanager.users;
+		_G.prosody = { hosts = { [HOST] = {} } };
+		-- as mod_auth_internal_hashed answers when its store does not (nil, as for no such account)
+		usermanager.user_exists = function () return nil, "Auth failed. Invalid username"; end;
+		usermanager.users = function () error("database is down"); end;
+		local m = load_module(options());
+		assert.equal("result", ask(m, { filename = "a.txt", size = "1" }).attr.type);
+		for _, timer in ipairs(m.timers) do
+			if timer[1] == 30 then timer[2](); end   -- the orphans' look, 30 s after start
+		end
+		local logs = table.concat(m.logs, "\n");
+		usermanager.users = function () return function () end; end;   -- read, and alice's is not there
+		for _, timer in ipairs(m.timers) do
+			if timer[1] == 30 then timer[2](); end
+		end
+		usermanager.user_exists, usermanager.users, _G.prosody = user_exists, users, nil;
+		assert.not_matches("Deleting the", logs, 1, true);
+		assert.matches("Deleting the 1 uploaded files of alice@example.org (account)", table.concat(m.logs, "\n"), 1, true);
 	end);
 end);

@@ -280,4 +280,84 @@ describe("records", function ()
 		assert.same({ "photo.jpg", "removed" }, { old.filename, old.state });
 		assert.is_nil(r:find("up/old/photo.jpg"));
 	end);
+
+	-- review: bug 2 (records.lib.lua:304)
+	it("forget the checks of files deleted before their upload was looked for", function ()
+		local r = records.new(memory_records_stores());
+		for n = 1, 100000 do   -- ephemeral files, gone before their PUT URL expired
+			r:add(rec("alice@example.org", n, { purpose = "ephemeral", due = T0 + 60 }));
+		end
+		assert.equal(100000, r:delete(r:expired(T0 + 60), "expired"));
+		for _, x in ipairs(r:deletions(100000)) do r:deleted(x); end
+		r:flush();
+		assert.same({}, r:due_checks(T0 + 10^6));
+		local later = rec("bob@example.org", 100001);
+		r:add(later);
+		assert.same({ later }, r:due_checks(T0 + 10^6));   -- still looked for
+	end);
+
+	-- review: bug 3 (records.lib.lua:357)
+	it("give no ephemeral file that never came as expired: its bytes were given back already", function ()
+		local r = records.new(memory_records_stores());
+		local used = rec("alice@example.org", 1, { purpose = "ephemeral", due = T0 + 1000 });
+		local unused = rec("alice@example.org", 2, { purpose = "ephemeral", due = T0 + 1000 });
+		local kept = rec("alice@example.org", 3, { purpose = "ephemeral", due = T0 + 5000 });
+		for _, x in ipairs({ used, unused, kept }) do r:add(x); end
+		for _, x in ipairs(r:due_checks(T0 + 400)) do
+			if x == unused then r:vanish(x); else r:confirm(x, x.size); end
+		end
+		assert.equal(400, r:usage("alice@example.org", "ephemeral"));
+		assert.same({ used }, r:expired(T0 + 1000));
+		r:delete({ used, unused }, "expired");
+		assert.equal(300, r:usage("alice@example.org", "ephemeral"));
+		assert.same({ 2, 300 }, { r:totals() });
+	end);
+
+	-- review: bug 6 (records.lib.lua:390)
+	it("find a file's record when only its owner's records cannot be read, or say so", function ()
+		local map, keyval, index = memory_records_stores();
+		local r = records.new(map, keyval, index);
+		r:add(rec("alice@example.org", 1));
+		r:flush();
+		map.failing = true;
+		local found, problem = r:file("up/0001/file1.txt", "message");
+		assert.is_true(found == nil and problem ~= nil or (found and found.owner == "alice@example.org"));
+	end);
+
+	-- review: bug 7 (records.lib.lua:340, deletes before load)
+	it("count what an owner stores right when files are deleted before the store could be read", function ()
+		local map, keyval, index = memory_records_stores();
+		local before = records.new(map, keyval, index);
+		before:add(rec("alice@example.org", 1));
+		before:add(rec("alice@example.org", 2));
+		before:add(rec("bob@example.org", 4));
+		before:flush();
+		local get = keyval.get;
+		function keyval.get(store, user)
+			if user:find("^bob") then return nil, "database is down"; end
+			return get(store, user);
+		end
+		local r = records.new(map, keyval, index);
+		assert.is_false(pcall(r.load, r));                -- bob's cannot be read yet
+		r:add(rec("alice@example.org", 3));                -- a slot meanwhile: 300
+		local first = r:of("alice@example.org")[1];
+		assert.equal(1, r:delete({ first }, "user"));     -- alice deletes file1 (100)
+		r:flush();
+		keyval.get = get;
+		r:load();
+		assert.equal(500, r:usage("alice@example.org", "message"));   -- file2 and file3
+		assert.equal(1, #r:deletions(10));                -- file1, once
+	end);
+
+	-- review: bug 10 (records.lib.lua:172-174, the new owners' index writes take the whole budget)
+	it("write some records in every flush while slots keep coming faster than the budget", function ()
+		local map, keyval, index = memory_records_stores();
+		local r = records.new(map, keyval, index);
+		for second = 1, 10 do   -- three users' slots a second; time for two writes a second
+			for o = 1, 3 do r:add(rec("user" .. o .. "@example.org", second * 10 + o)); end
+			local writes = 0;
+			r:flush(function () writes = writes + 1; return writes <= 2; end);
+		end
+		assert.is_not_nil(next(map.data));   -- something written by now
+	end);
 end);
