@@ -81,11 +81,11 @@ local USER_FORM = dataforms.new {
 
 -- A command of one form: the form first (a cancel ends it), then answer(fields, data).
 local function with_form(form, answer)
-	return function (_, data, state)
-		if not (state or data.form) then
-			return { status = "executing", actions = { "complete" }, form = form }, "executing";
-		elseif data.action == "cancel" then
+	return function (_, data)
+		if data.action == "cancel" then
 			return { status = "canceled" };
+		elseif not data.form then   -- the first step, or a step that came without the form
+			return { status = "executing", actions = { "complete" }, form = form }, "executing";
 		end
 		return answer(form:data(data.form), data);
 	end;
@@ -112,7 +112,7 @@ local function new(ctx)
 		return text and completed(text) or refused("Your uploads cannot be read now: " .. tostring(err));
 	end
 
-	local function delete(_, data, state)
+	local function delete(_, data)
 		local owner = jid.bare(data.from);
 		if not ctx.may_upload(owner) then
 			return refused("Only users of this service have uploads here");
@@ -137,13 +137,13 @@ local function new(ctx)
 			{ name = "FORM_TYPE", type = "hidden", value = NODE .. "delete" };
 			{ name = "files", type = "list-multi", label = "Files to delete", options = options };
 		};
-		if not (state or data.form) then
+		if data.action == "cancel" then
+			return { status = "canceled" };
+		elseif not data.form then
 			if #options == 0 then
 				return completed("You have no uploads to delete.");
 			end
 			return { status = "executing", actions = { "complete" }, form = form }, "executing";
-		elseif data.action == "cancel" then
-			return { status = "canceled" };
 		end
 		local fields = form:data(data.form);
 		local chosen = {};

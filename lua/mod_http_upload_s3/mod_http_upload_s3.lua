@@ -418,6 +418,9 @@ local function on_reflection(event)
 	for _, id in ipairs(retraction.ids(stanza)) do
 		local sent = sent_to_rooms:get(owner .. " " .. id);
 		if sent and sent.room == jid.bare(stanza.attr.from) then
+			-- the first copy back is the room's of the user's own message; a later one carrying the same
+			-- id is another occupant's, whose stanza-id (or a <stanza-id> it smuggled) is not the user's
+			sent_to_rooms:set(owner .. " " .. id, nil);
 			local stanza_id = retraction.stanza_id(stanza, sent.room);
 			if stanza_id then
 				keeper:note({ owner = owner, keys = sent.keys, ids = { stanza_id } });

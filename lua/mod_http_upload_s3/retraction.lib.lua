@@ -16,6 +16,8 @@ local NS_FASTEN = "urn:xmpp:fasten:0";
 local NS_SID = "urn:xmpp:sid:0";
 local NS_OOB = "jabber:x:oob";
 
+local MAX_LINKS = 50;   -- links read of one message: what a message of thousands costs is bounded
+
 local watcher = {};
 watcher.__index = watcher;
 
@@ -28,7 +30,7 @@ end
 local function links_in(text, bases, found)
 	for _, base in ipairs(bases) do
 		local at = text:find(base, 1, true);
-		while at do
+		while at and #found < MAX_LINKS do
 			local link = text:match("^[^%s<>\"']+", at);
 			table.insert(found, link);
 			at = text:find(base, at + #link, true);

@@ -17,16 +17,20 @@ local s3 = module:require "s3";
 
 -- Notes waiting for the next round, at most: past it, messages go unwatched until it has run.
 local MAX_NOTES = 10000;
+-- Of them, one owner's: one user's flood of messages cannot crowd out another's retraction.
+local MAX_NOTES_PER_OWNER = 1000;
 
 local keeper = {};
 keeper.__index = keeper;
 
 local function new(recs, report)
-	return setmetatable({ records = recs, report = report, notes = {}, retry_at = 0, failures = 0 }, keeper);
+	return setmetatable({ records = recs, report = report, notes = {}, noted = {}, retry_at = 0, failures = 0 }, keeper);
 end
 
 function keeper:note(item)
-	if #self.notes < MAX_NOTES then
+	local mine = self.noted[item.owner] or 0;
+	if #self.notes < MAX_NOTES and mine < MAX_NOTES_PER_OWNER then
+		self.noted[item.owner] = mine + 1;
 		table.insert(self.notes, item);
 	end
 end
@@ -36,7 +40,7 @@ end
 -- does not give wait for a later round.
 function keeper:take_notes()
 	local batch, files_of = self.notes, {};
-	self.notes = {};
+	self.notes, self.noted = {}, {};
 	for _, item in ipairs(batch) do
 		local files = files_of[item.owner];
 		if files == nil then
@@ -173,4 +177,4 @@ function keeper:round(svc, client, now)
 	self:delete_files(client, now);
 end
 
-return { new = new, MAX_NOTES = MAX_NOTES };
+return { new = new, MAX_NOTES = MAX_NOTES, MAX_NOTES_PER_OWNER = MAX_NOTES_PER_OWNER };

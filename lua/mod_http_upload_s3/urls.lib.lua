@@ -11,6 +11,7 @@
 -- refused: what an admin takes down by URL must be one of this host's files.
 
 local s3sign = require "s3sign";
+local request = module:require "request";
 
 -- "HTTPS://Files.Example:443" -> "https://files.example"
 local function origin(scheme, authority)
@@ -47,7 +48,9 @@ end
 local UUID = "%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x";
 
 local function key_of(cfg, url)
-	local scheme, authority, path = (url or ""):match("^%s*(.-)%s*$"):match("^(%a+)://([^/?#%s]+)(/[^?#]*)");
+	-- trimmed in linear time ("^%s*(.-)%s*$" is quadratic in a run of white space)
+	url = (url or ""):match("^%s*(.*)$"):reverse():match("^%s*(.*)$"):reverse();
+	local scheme, authority, path = url:match("^(%a+)://([^/?#%s]+)(/[^?#]*)");
 	if not scheme or not (scheme:lower() == "http" or scheme:lower() == "https") then
 		return nil, "not an http(s) URL";
 	end
@@ -58,7 +61,8 @@ local function key_of(cfg, url)
 			local key = decoded:sub(#base[2] + 1);
 			for _, purpose in ipairs(cfg.purpose_list) do
 				local prefix = purpose.key_prefix;
-				if key:sub(1, #prefix) == prefix and key:sub(#prefix + 1):find("^" .. UUID .. "/[^/]+$") then
+				if key:sub(1, #prefix) == prefix and key:sub(#prefix + 1):find("^" .. UUID .. "/[^/]+$")
+						and not request.check_filename(key:match("[^/]+$")) then   -- a name the service signs
 					return key, purpose.name;
 				end
 			end

@@ -92,6 +92,21 @@ local function ask(m, attrs)
 	return sent[1];
 end
 
+-- A message from a local user of HOST on its way out, and a room's copy of one on its way in.
+local function send(m, from, stanza)
+	stanza.attr.from = from .. "@" .. HOST .. "/phone";
+	m.hooks["pre-message/bare"]({ stanza = stanza, origin = { type = "c2s", username = from, host = HOST } });
+end
+
+local function retract(m, from, id)
+	send(m, from, st.message({ to = "carol@" .. HOST, id = "r-" .. id })
+		:tag("retract", { xmlns = "urn:xmpp:message-retract:1", id = id }):up());
+end
+
+local function alice_list(m)
+	return m.commands["http_upload_s3#list"][3](nil, { from = "alice@" .. HOST .. "/phone" }).info;
+end
+
 describe("the module file", function ()
 	it("answers a slot request with the service's slot, and logs neither URL nor key", function ()
 		local m, ok, err = load_module(options());
@@ -216,26 +231,16 @@ describe("the module file", function ()
 		local m = load_module(options());
 		local reply = ask(m, { filename = "shared.txt", size = "5" });
 		local link = reply:get_child("slot", NS):get_child("get").attr.url;
-		local function send(from, stanza)
-			stanza.attr.from = from .. "@" .. HOST .. "/phone";
-			m.hooks["pre-message/bare"]({ stanza = stanza, origin = { type = "c2s", username = from, host = HOST } });
-			m.hooks["message/full"]({ stanza = stanza });
-		end
-		local function retract(from, id)
-			send(from, st.message({ to = "carol@" .. HOST, id = "r-" .. from })
-				:tag("retract", { xmlns = "urn:xmpp:message-retract:1", id = id }):up());
-		end
-		send("alice", st.message({ to = "bob@" .. HOST, id = "m1", type = "chat" }):text_tag("body", "see " .. link)
+		send(m, "alice", st.message({ to = "bob@" .. HOST, id = "m1", type = "chat" }):text_tag("body", "see " .. link)
 			:tag("origin-id", { xmlns = "urn:xmpp:sid:0", id = "o1" }):up());
 		-- mallory pastes alice's link, and retracts that: nothing of alice's goes
-		send("mallory", st.message({ to = "bob@" .. HOST, id = "m2", type = "chat" }):text_tag("body", link)
+		send(m, "mallory", st.message({ to = "bob@" .. HOST, id = "m2", type = "chat" }):text_tag("body", link)
 			:tag("origin-id", { xmlns = "urn:xmpp:sid:0", id = "o2" }):up());
-		retract("mallory", "o2");
-		retract("mallory", "o1");
-		local list = m.commands["http_upload_s3#list"][3];
-		assert.matches("shared.txt, 5 bytes, [^\n]*not uploaded yet", list(nil, { from = "alice@" .. HOST }).info);
-		retract("alice", "o1");
-		assert.matches("shared.txt, 5 bytes, [^\n]*being deleted", list(nil, { from = "alice@" .. HOST }).info);
+		retract(m, "mallory", "o2");
+		retract(m, "mallory", "o1");
+		assert.matches("shared.txt, 5 bytes, [^\n]*not uploaded yet", alice_list(m));
+		retract(m, "alice", "o1");
+		assert.matches("shared.txt, 5 bytes, [^\n]*being deleted", alice_list(m));
 		assert.matches("alice@example.org retracted a message; deleting the 1 uploaded files it carried",
 			table.concat(m.logs, "\n"), 1, true);
 	end);
@@ -274,5 +279,56 @@ describe("the module file", function ()
 		usermanager.user_exists, usermanager.users, _G.prosody = user_exists, users, nil;
 		assert.not_matches("Deleting the", logs, 1, true);
 		assert.matches("Deleting the 1 uploaded files of alice@example.org (account)", table.concat(m.logs, "\n"), 1, true);
+	end);
+
+	it("keeps a user's retraction however many links others send meanwhile", function ()
+		local upkeep = module:require "upkeep";
+		local m = load_module(options());
+		local link = ask(m, { filename = "private.jpg", size = "5" }):get_child("slot", NS):get_child("get").attr.url;
+		send(m, "alice", st.message({ to = "bob@" .. HOST, id = "m1", type = "chat" }):text_tag("body", link)
+			:tag("origin-id", { xmlns = "urn:xmpp:sid:0", id = "o1" }):up());
+		local fake = link:gsub("%x+%-%x+%-%x+%-%x+%-%x+", "00000000-0000-4000-8000-000000000000");   -- anyone's
+		for n = 1, upkeep.MAX_NOTES do
+			send(m, "mallory", st.message({ to = "bob@" .. HOST, id = "f" .. n, type = "chat" }):text_tag("body", fake));
+		end
+		retract(m, "alice", "o1");
+		assert.matches("private.jpg, [^\n]*being deleted", alice_list(m));
+	end);
+
+	it("takes the ids of a room's first copy of a user's message only, not of another occupant's echo", function ()
+		local m = load_module(options());
+		local link = ask(m, { filename = "photo.jpg", size = "5" }):get_child("slot", NS):get_child("get").attr.url;
+		local ROOM = "room@conference." .. HOST;
+		local function reflect(nick, origin_id, stanza_id)
+			m.hooks["message/full"]({ stanza = st.message({ from = ROOM .. "/" .. nick, to = "alice@" .. HOST .. "/phone",
+				type = "groupchat", id = origin_id }):text_tag("body", "x")
+				:tag("origin-id", { xmlns = "urn:xmpp:sid:0", id = origin_id }):up()
+				:tag("stanza-id", { xmlns = "urn:xmpp:sid:0", by = ROOM, id = stanza_id }):up() });
+		end
+		-- alice's "hi" (the room's stanza-id S0), then her photo (origin-id o1, stanza-id S1)
+		send(m, "alice", st.message({ to = ROOM, id = "o0", type = "groupchat" }):text_tag("body", "hi")
+			:tag("origin-id", { xmlns = "urn:xmpp:sid:0", id = "o0" }):up());
+		reflect("alice", "o0", "S0");
+		send(m, "alice", st.message({ to = ROOM, id = "o1", type = "groupchat" }):text_tag("body", link)
+			:tag("origin-id", { xmlns = "urn:xmpp:sid:0", id = "o1" }):up());
+		reflect("alice", "o1", "S1");
+		-- mallory echoes alice's origin-id, once with the stanza-id of alice's "hi"
+		for n = 1, 50 do reflect("mallory", "o1", "M" .. n); end
+		reflect("mallory", "o1", "S0");
+		retract(m, "alice", "S0");   -- alice retracts "hi": the photo stays
+		assert.matches("photo.jpg, [^\n]*not uploaded yet", alice_list(m));
+		local rec = select(2, next(m.save().records.dirty));
+		assert.same({ "o1", "S1" }, rec.messages);
+	end);
+
+	it("answers a command step that comes without its form by showing the form again", function ()
+		local m = load_module(options({ admins = nil }));
+		ask(m, { filename = "a.txt", size = "5" });
+		for _, node in ipairs({ "delete", "takedown", "admin-list", "admin-delete" }) do
+			local command = m.commands["http_upload_s3#" .. node][3];
+			local ok, reply = pcall(command, nil, { from = "alice@" .. HOST .. "/phone", action = "complete" }, "executing");
+			assert.is_true(ok, node .. ": " .. tostring(reply));
+			assert.equal("executing", reply.status);
+		end
 	end);
 end);

@@ -23,6 +23,14 @@ describe("the link watcher", function ()
 		assert.is_nil(watch:links(message(nil)));
 		assert.is_nil(watch:links(message("https://elsewhere.example/http_uploads/x")));
 	end);
+
+	it("reads a bounded number of links of one message, however many it carries", function ()
+		local parts = {};
+		for n = 1, 2000 do parts[n] = BASE .. ("%08x-0000-4000-8000-000000000000/a"):format(n); end
+		local found = watch:links(message(table.concat(parts, " ")));
+		assert.equal(parts[1], found[1]);
+		assert.is_true(#found <= 100, #found .. " links");
+	end);
 end);
 
 describe("retraction", function ()

@@ -169,8 +169,11 @@ describe("upkeep", function ()
 
 	it("keeps at most MAX_NOTES notes between rounds", function ()
 		local _, keeper = setup();
-		for n = 1, upkeep.MAX_NOTES + 5 do keeper:note({ owner = "alice@example.org", retracted = tostring(n) }); end
+		for n = 1, upkeep.MAX_NOTES + 5 do keeper:note({ owner = ("u%d@example.org"):format(n % 20), retracted = tostring(n) }); end
 		assert.equal(upkeep.MAX_NOTES, #keeper.notes);
+		local _, one = setup();
+		for n = 1, upkeep.MAX_NOTES do one:note({ owner = "mallory@example.org", retracted = tostring(n) }); end
+		assert.equal(upkeep.MAX_NOTES_PER_OWNER, #one.notes);
 	end);
 
 	-- review: bug 1 (records.lib.lua:240, of() makes new objects once flushed)

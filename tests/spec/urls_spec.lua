@@ -60,4 +60,20 @@ describe("urls.key_of", function ()
 			assert.matches(why, problem, 1, true);
 		end
 	end);
+
+	it("refuses a file name the service never signs (a takedown's key must be one S3 can be asked to delete)", function ()
+		local cfg = cfg_with();
+		local base = "https://chat-uploads.s3.eu-west-2.amazonaws.com/http_uploads/" .. ID .. "/";
+		for _, name in ipairs({ "x%00", "x%FF", "%2e%2e", "a%5Cb", "x%01y", ("a"):rep(300) }) do
+			assert.is_nil(urls.key_of(cfg, base .. name), name);
+		end
+		assert.is_string(urls.key_of(cfg, base .. "caf%C3%A9.txt"));
+	end);
+
+	it("reads a line with a long run of white space inside it (trimmed in one pass, not quadratic)", function ()
+		local key, why = urls.key_of(cfg_with(), "https://chat-uploads.s3.eu-west-2.amazonaws.com/http_uploads/" .. ID
+			.. "/a" .. (" "):rep(20000) .. "b");
+		assert.is_nil(key);
+		assert.is_string(why);
+	end);
 end);
