@@ -23,7 +23,8 @@
 --                              (throws when the store does not answer: call again); r:loaded() -> bool
 --   r:usage(owner, purpose) -> bytes stored or on their way (size asked until the upload is confirmed)
 --   r:of(owner) -> records, oldest first | nil, problem; r:owners() -> owners with records
---   r:due_checks(now) -> records whose upload URL has expired, still to be looked for in the bucket
+--   r:due_checks(now [, n]) -> (up to n) records whose upload URL has expired, still to be looked for
+--                              in the bucket; the rest stay for later
 --   r:recheck(rec, at), r:confirm(rec, size), r:vanish(rec)   later; the object is there; it never came
 --   r:delete(recs, reason) -> count            to be deleted from the bucket; after a takedown the
 --                                              record stays, "removed", for the owner's list to show
@@ -318,17 +319,20 @@ function records:loaded()
 	return self.is_loaded;
 end
 
-function records:due_checks(now)
+function records:due_checks(now, n)
 	local due, later = {}, {};
+	local function sort(rec)
+		table.insert((rec.check_at or 0) <= now and #due < (n or math.huge) and due or later, rec);
+	end
 	for _, rec in ipairs(self.checks) do
 		if rec.gone then
 			if rec.watched then   -- deleted while its upload URL lived: looked for once that has expired
-				table.insert((rec.check_at or 0) <= now and due or later, rec);
+				sort(rec);
 			end   -- else deleted, or never came: nothing to look for
 		elseif rec.state == "deleting" then
 			table.insert(later, rec);   -- a takedown under way: looked at once it is done
 		elseif rec.state == "pending" or rec.state == "removed" then   -- not deleted otherwise meanwhile
-			table.insert((rec.check_at or 0) <= now and due or later, rec);
+			sort(rec);
 		end
 	end
 	self.checks = later;

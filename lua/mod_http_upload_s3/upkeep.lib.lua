@@ -20,6 +20,10 @@ local MAX_NOTES = 10000;
 -- Of them, one owner's: one user's flood of messages cannot crowd out another's retraction.
 local MAX_NOTES_PER_OWNER = 1000;
 
+-- Uploads looked for in the bucket in one round, at most: a flood's checks, a HEAD each, take
+-- their time over the rounds after it rather than hold up what shares the background (credentials).
+local MAX_LOOKS = 200;
+
 local keeper = {};
 keeper.__index = keeper;
 
@@ -73,7 +77,7 @@ end
 -- goes again. A bucket that will not say (403 for a missing object, without
 -- s3:ListBucket) leaves that record pending, asked of again hourly.
 function keeper:confirm_uploads(svc, client, now)
-	local due = self.records:due_checks(now);
+	local due = self.records:due_checks(now, MAX_LOOKS);
 	for i, rec in ipairs(due) do
 		local size, problem, status = client:size(rec.key);
 		if size ~= nil and self.unanswered then
@@ -177,4 +181,4 @@ function keeper:round(svc, client, now)
 	self:delete_files(client, now);
 end
 
-return { new = new, MAX_NOTES = MAX_NOTES, MAX_NOTES_PER_OWNER = MAX_NOTES_PER_OWNER };
+return { new = new, MAX_NOTES = MAX_NOTES, MAX_NOTES_PER_OWNER = MAX_NOTES_PER_OWNER, MAX_LOOKS = MAX_LOOKS };

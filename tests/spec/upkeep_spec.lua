@@ -68,6 +68,23 @@ describe("upkeep", function ()
 		assert.same({}, reported.logs);
 	end);
 
+	it("looks for at most MAX_LOOKS uploads a round, the rest in the rounds after", function ()
+		local recs, keeper, _, svc = setup();
+		local b = bucket();
+		local n = upkeep.MAX_LOOKS + 10;
+		for i = 1, n do
+			local r = rec("alice@example.org", i);
+			recs:add(r);
+			b.objects[r.key] = i;
+		end
+		keeper:round(svc, b, T0 + 300);
+		assert.equal(upkeep.MAX_LOOKS, b.asked);
+		keeper:round(svc, b, T0 + 305);
+		assert.equal(n, b.asked);
+		assert.same({ n, 0 }, { #recs:of("alice@example.org"), #recs:due_checks(T0 + 10^6) });
+		for _, r in ipairs(recs:of("alice@example.org")) do assert.equal("stored", r.state); end
+	end);
+
 	it("asks again later when the bucket does not answer, said once, for every upload it could not ask of", function ()
 		local recs, keeper, reported, svc, refunds = setup();
 		local b = bucket();
