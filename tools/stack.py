@@ -5,7 +5,6 @@ Used by the demo (tools/demo.py) and the integration tests. Every server binds
 127.0.0.1 on a free port; every wait is bounded; stop() kills only the
 processes started here. Run with /usr/bin/python3 (Debian's botocore).
 """
-import http.client
 import http.server
 import json
 import os
@@ -19,11 +18,11 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 import s3util
 import checks
+import client
 
 def _command(variable, default):
     """A command from the environment; a relative path is taken from here, not the server's folder."""
@@ -344,24 +343,18 @@ class S3Proxy(QuietHandler):
         if self.server.mode == "down":
             self.close_connection = True
             return
-        u = urllib.parse.urlsplit(self.server.target)
-        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
-        try:
-            conn.request(self.command, self.path, body=body or None, headers=dict(self.headers))
-            response = conn.getresponse()
-            data = response.read()
-            self.send_response(response.status)
-            for name, value in response.getheaders():
-                if name.lower() not in ("transfer-encoding", "connection", "content-length"):
-                    self.send_header(name, value)
-            # a HEAD's length is the object's, not of the (empty) body
-            self.send_header("Content-Length", response.getheader("Content-Length", "0") if self.command == "HEAD"
-                             else str(len(data)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
-        finally:
-            conn.close()
+        status, data, headers = client.http_request(self.command, self.server.target + self.path, body or None,
+                                                    self.headers)
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(name, value)
+        # a HEAD's length is the object's, not of the (empty) body
+        length = next((v for k, v in headers.items() if k.lower() == "content-length"), "0")
+        self.send_header("Content-Length", length if self.command == "HEAD" else str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = forward
 

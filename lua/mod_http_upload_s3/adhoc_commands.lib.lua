@@ -79,13 +79,22 @@ local USER_FORM = dataforms.new {
 	{ name = "user", type = "jid-single", label = "The user's address", required = true };
 };
 
--- A command of one form: the form first (a cancel ends it), then answer(fields, data).
+-- The reply of a step that does not answer a form: a cancel, or the form (at the first step,
+-- or again when a step came without it); nil when data carries the filled-in form.
+local function form_step(data, form)
+	if data.action == "cancel" then
+		return { status = "canceled" };
+	elseif not data.form then
+		return { status = "executing", actions = { "complete" }, form = form }, "executing";
+	end
+end
+
+-- A command of one form: the form first, then answer(fields, data).
 local function with_form(form, answer)
 	return function (_, data)
-		if data.action == "cancel" then
-			return { status = "canceled" };
-		elseif not data.form then   -- the first step, or a step that came without the form
-			return { status = "executing", actions = { "complete" }, form = form }, "executing";
+		local reply, state = form_step(data, form);
+		if reply then
+			return reply, state;
 		end
 		return answer(form:data(data.form), data);
 	end;
@@ -137,13 +146,12 @@ local function new(ctx)
 			{ name = "FORM_TYPE", type = "hidden", value = NODE .. "delete" };
 			{ name = "files", type = "list-multi", label = "Files to delete", options = options };
 		};
-		if data.action == "cancel" then
-			return { status = "canceled" };
-		elseif not data.form then
-			if #options == 0 then
-				return completed("You have no uploads to delete.");
-			end
-			return { status = "executing", actions = { "complete" }, form = form }, "executing";
+		if #options == 0 and not data.form and data.action ~= "cancel" then
+			return completed("You have no uploads to delete.");
+		end
+		local reply, state = form_step(data, form);
+		if reply then
+			return reply, state;
 		end
 		local fields = form:data(data.form);
 		local chosen = {};

@@ -550,8 +550,7 @@ local function delete_orphans()
 		module:log("warn", "Could not list the accounts to find the uploads of deleted ones: %s", problem);
 		return true;
 	end
-	local ok, owners = pcall(upload_records.owners, upload_records);
-	for _, owner in ipairs(ok and owners or {}) do
+	for _, owner in ipairs(upload_records:owners() or {}) do
 		local node, host = jid.split(owner);
 		if node and host == users_host and not existing[node] and not usermanager.user_exists(node, host) then
 			delete_uploads_of(owner, "account");

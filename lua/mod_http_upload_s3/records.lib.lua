@@ -22,7 +22,8 @@
 --   r:load()                   at start: every owner's usage, the checks and deletions still to do
 --                              (throws when the store does not answer: call again); r:loaded() -> bool
 --   r:usage(owner, purpose) -> bytes stored or on their way (size asked until the upload is confirmed)
---   r:of(owner) -> records, oldest first | nil, problem; r:owners() -> owners with records
+--   r:of(owner) -> records, oldest first | nil, problem; r:owners() -> owners with records | nil, problem
+--   r:visit_all(visit) -> the first problem in reading: visit(rec) for every record, until it returns true
 --   r:due_checks(now [, n]) -> (up to n) records whose upload URL has expired, still to be looked for
 --                              in the bucket; the rest stay for later
 --   r:recheck(rec, at), r:confirm(rec, size), r:vanish(rec)   later; the object is there; it never came
@@ -274,9 +275,14 @@ end
 
 function records:owners()
 	local owners, seen = {}, {};
-	for owner in self.index:users() do
-		seen[owner] = true;
-		table.insert(owners, owner);
+	local listed, problem = pcall(function ()   -- a store may fail in users() or while iterating
+		for owner in assert(self.index:users()) do
+			seen[owner] = true;
+			table.insert(owners, owner);
+		end
+	end);
+	if not listed then
+		return nil, problem;
 	end
 	for _, rec in pairs(self.dirty) do
 		if not seen[rec.owner] then
@@ -293,7 +299,7 @@ end
 -- leaves nothing to count twice when it is tried again.
 function records:load()
 	local stored = {};
-	for _, owner in ipairs(self:owners()) do
+	for _, owner in ipairs(assert(self:owners())) do
 		for _, rec in ipairs(assert(self:of(owner))) do
 			if not (self.dirty[rec.key] or self.early[rec.key]) then
 				table.insert(stored, rec);
@@ -401,24 +407,32 @@ function records:expired(now)
 	return due;
 end
 
+-- Each record of every owner to visit(rec) until it returns true, reading owner by owner: one
+-- whose records cannot be read is passed over. The first problem in reading them, if any.
+function records:visit_all(visit)
+	local owners, problem = self:owners();
+	for _, owner in ipairs(owners or {}) do
+		local list, err = self:of(owner);
+		problem = problem or err;
+		for _, rec in ipairs(list or {}) do
+			if visit(rec) then
+				return nil;
+			end
+		end
+	end
+	return problem;
+end
+
 -- Files past their due time, stored or on their way: for the module to delete where no
 -- lifecycle rule does. Reads every owner's (once a day); an owner's that cannot be read
 -- waits for the next time, and the first problem is returned with the rest.
 function records:overdue(now)
-	local ok, owners = pcall(self.owners, self);
-	if not ok then
-		return {}, owners;
-	end
-	local due, problem = {}, nil;
-	for _, owner in ipairs(owners) do
-		local list, err = self:of(owner);
-		problem = problem or err;
-		for _, rec in ipairs(list or {}) do
-			if rec.due and rec.due <= now and (rec.state == "stored" or rec.state == "pending") then
-				table.insert(due, rec);
-			end
+	local due = {};
+	local problem = self:visit_all(function (rec)
+		if rec.due and rec.due <= now and (rec.state == "stored" or rec.state == "pending") then
+			table.insert(due, rec);
 		end
-	end
+	end);
 	return due, problem;
 end
 
@@ -426,21 +440,12 @@ function records:find(key)
 	if self.dirty[key] or self.live[key] then
 		return self.dirty[key] or self.live[key];
 	end
-	local ok, owners = pcall(self.owners, self);
-	if not ok then
-		return nil, owners;
-	end
-	local problem;
-	for _, owner in ipairs(owners) do
-		local list, err = self:of(owner);
-		problem = problem or err;
-		for _, rec in ipairs(list or {}) do
-			if rec.key == key then
-				return rec;
-			end
-		end
-	end
-	return nil, problem;
+	local found;
+	local problem = self:visit_all(function (rec)
+		found = rec.key == key and rec or nil;
+		return found;
+	end);
+	return found, problem;
 end
 
 -- The record of the file at key, or for a file the module signed before it kept
