@@ -93,10 +93,30 @@ def test_database_stops(p, pg, stored):
     log = p.log_text()
     check("outage: the failed write is logged once", log.count("Could not save the upload quota") == 1,
           log.count("Could not save the upload quota"))
+    logged_before = len(p.log_text())
     pg.start()
-    wait_until("outage: the write is retried once the database is back",
-               lambda: "Saved the upload quota again" in p.log_text(), 60)   # a loaded machine starts it slowly
+    retried = wait_until("outage: the write is retried once the database is back",
+                         lambda: "Saved the upload quota again" in p.log_text(), 60)   # a loaded machine starts it slowly
     check("outage: ... with what was granted meanwhile", "700" in (stored("frank") or ""), stored("frank"))
+    if not retried:
+        explain_stuck(p, frank, logged_before)
+
+
+def explain_stuck(p, user, logged_before):
+    """What a retry that never came leaves to read: whether the server still runs and
+    answers, and what its storage and the module logged since the database came back."""
+    print("   outage: the server %s" % ("runs" if p.proc and p.proc.poll() is None
+                                         else "exited with %s" % (p.proc and p.proc.poll())))
+    try:
+        user.request_slot(HOST, "after.txt", 1)
+        print("   outage: ... and answers a slot request")
+    except Exception as e:   # any failure is the finding here
+        print("   outage: ... and does not answer a slot request: %r" % e)
+    lines = [line for line in p.log_text()[logged_before:].splitlines()
+             if "sql\t" in line or "http_upload_s3\t" in line]
+    print("   outage: the last of %d storage and module log lines since:" % len(lines))
+    for line in lines[-20:]:
+        print("     " + line[:300])
 
 
 def main():
