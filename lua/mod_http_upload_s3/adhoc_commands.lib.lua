@@ -146,11 +146,11 @@ local function new(ctx)
 			{ name = "FORM_TYPE", type = "hidden", value = NODE .. "delete" };
 			{ name = "files", type = "list-multi", label = "Files to delete", options = options };
 		};
-		if #options == 0 and not data.form and data.action ~= "cancel" then
-			return completed("You have no uploads to delete.");
-		end
 		local reply, state = form_step(data, form);
 		if reply then
+			if state and #options == 0 then   -- a form with nothing to choose
+				return completed("You have no uploads to delete.");
+			end
 			return reply, state;
 		end
 		local fields = form:data(data.form);

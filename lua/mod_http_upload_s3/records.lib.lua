@@ -79,7 +79,9 @@ function M.new(map, keyval, index)
 		to_delete = {},    -- records to delete from the bucket, in order
 		is_loaded = false, -- whether load() has read the store
 		early = {},        -- keys added before that: counted already, whether written yet or not
-		live = setmetatable({}, { __mode = "v" }),   -- key -> the one record object memory holds for it
+		-- key -> the one record object memory holds for it: every record comes from add() or of(),
+		-- which put it here, so what a listing changes is what the queues hold
+		live = setmetatable({}, { __mode = "v" }),
 	}, records);
 end
 
@@ -255,7 +257,7 @@ function records:of(owner)
 			return nil, err;
 		end
 		for key, value in pairs(stored or {}) do
-			local rec = self.dirty[key] or self.live[key];
+			local rec = self.live[key];
 			if not rec then
 				rec = from_value(key, value, owner, page);
 				self.live[key] = rec;
@@ -437,8 +439,8 @@ function records:overdue(now)
 end
 
 function records:find(key)
-	if self.dirty[key] or self.live[key] then
-		return self.dirty[key] or self.live[key];
+	if self.live[key] then
+		return self.live[key];
 	end
 	local found;
 	local problem = self:visit_all(function (rec)
@@ -516,17 +518,11 @@ end
 function records:state()
 	return { dirty = self.dirty, bytes = self.bytes, checks = self.checks, to_delete = self.to_delete,
 		timed = self.timed, pages = self.pages, n_records = self.n_records, n_bytes = self.n_bytes,
-		is_loaded = self.is_loaded, early = self.early };
+		is_loaded = self.is_loaded, early = self.early, live = self.live };
 end
 
 function records:restore(state)
 	for k, v in pairs(state) do self[k] = v; end
-	-- the records the restored queues hold are the ones of() must give
-	self.live = setmetatable({}, { __mode = "v" });
-	for _, rec in pairs(self.dirty) do self.live[rec.key] = rec; end
-	for _, list in ipairs({ self.checks, self.timed, self.to_delete }) do
-		for _, rec in ipairs(list) do self.live[rec.key] = rec; end
-	end
 end
 
 return M;

@@ -11,6 +11,17 @@ local function rec(owner, n, fields)
 	return r;
 end
 
+-- Reads of bob's pages fail, as from a database that went away part way through;
+-- returns what makes them work again.
+local function bob_unreadable(keyval)
+	local get = keyval.get;
+	function keyval.get(store, user)
+		if user:find("^bob") then return nil, "database is down"; end
+		return get(store, user);
+	end
+	return function () keyval.get = get; end
+end
+
 describe("records", function ()
 	it("take only memory on the slot path, and are written behind, under their owner", function ()
 		local map, keyval, index = memory_records_stores();
@@ -172,14 +183,10 @@ describe("records", function ()
 		before:add(rec("alice@example.org", 1));
 		before:add(rec("bob@example.org", 2));
 		before:flush();
-		local get = keyval.get;
-		function keyval.get(store, user)
-			if user:find("^bob") then return nil, "database is down"; end
-			return get(store, user);
-		end
+		local readable_again = bob_unreadable(keyval);
 		local after = records.new(map, keyval, index);
 		assert.is_false(pcall(after.load, after));   -- alice's read, bob's not
-		keyval.get = get;
+		readable_again();
 		after:load();   -- tried again, as the module does
 		assert.same({ 100, 200 }, { after:usage("alice@example.org", "message"), after:usage("bob@example.org", "message") });
 		assert.same({ 2, 300 }, { after:totals() });
@@ -332,18 +339,14 @@ describe("records", function ()
 		before:add(rec("alice@example.org", 2));
 		before:add(rec("bob@example.org", 4));
 		before:flush();
-		local get = keyval.get;
-		function keyval.get(store, user)
-			if user:find("^bob") then return nil, "database is down"; end
-			return get(store, user);
-		end
+		local readable_again = bob_unreadable(keyval);
 		local r = records.new(map, keyval, index);
 		assert.is_false(pcall(r.load, r));                -- bob's cannot be read yet
 		r:add(rec("alice@example.org", 3));                -- a slot meanwhile: 300
 		local first = r:of("alice@example.org")[1];
 		assert.equal(1, r:delete({ first }, "user"));     -- alice deletes file1 (100)
 		r:flush();
-		keyval.get = get;
+		readable_again();
 		r:load();
 		assert.equal(500, r:usage("alice@example.org", "message"));   -- file2 and file3
 		assert.equal(1, #r:deletions(10));                -- file1, once
