@@ -47,19 +47,52 @@ local MAX_CHECKS = 100000;
 
 local PAGE_SIZE = 256;
 
--- What is stored of a record (the key and the owner are where it is stored).
+-- What is stored of a record (the key and the owner are where it is stored): one line,
+-- these fields in this order, separated by tabs, "" for none; the message ids separated by
+-- spaces. A string costs Prosody's internal storage one escaping pass to write, where a table
+-- costs a pass for each field's name and value, and SQL keeps it as it is instead of as JSON:
+-- records are written in half the time. No field holds a tab: file names and content types
+-- with control characters are refused, the others are numbers or this module's words, and
+-- message ids are escaped.
 local FIELDS = { "filename", "size", "content_type", "purpose", "at", "due", "check_at", "state", "stored", "reason",
 	"messages" };
+local NUMBERS = { size = true, at = true, due = true, check_at = true, stored = true };
+
+local function escape_id(id)
+	return (id:gsub("[%%%s%c]", function (c) return ("%%%02X"):format(c:byte()); end));
+end
+
+local function unescape_id(text)
+	return (text:gsub("%%(%x%x)", function (hex) return string.char(tonumber(hex, 16)); end));
+end
 
 local function to_value(rec)
-	local value = {};
-	for _, field in ipairs(FIELDS) do value[field] = rec[field]; end
-	return value;
+	local line = {};
+	for i, field in ipairs(FIELDS) do
+		local value = rec[field];
+		if field == "messages" and value then
+			local ids = {};
+			for j, id in ipairs(value) do ids[j] = escape_id(id); end
+			value = table.concat(ids, " ");
+		end
+		line[i] = value or "";
+	end
+	return table.concat(line, "\t");
 end
 
 local function from_value(key, value, owner, page)
 	local rec = { key = key, owner = owner, page = page, written = true };
-	for _, field in ipairs(FIELDS) do rec[field] = value[field]; end
+	local i = 0;
+	for text in (value .. "\t"):gmatch("([^\t]*)\t") do
+		i = i + 1;
+		local field = FIELDS[i];
+		if field == "messages" and text ~= "" then
+			rec.messages = {};
+			for id in text:gmatch("%S+") do table.insert(rec.messages, unescape_id(id)); end
+		elseif field and text ~= "" then
+			rec[field] = NUMBERS[field] and tonumber(text) or text;
+		end
+	end
 	rec.purpose, rec.state = rec.purpose or "message", rec.state or "pending";
 	return rec;
 end
@@ -70,7 +103,7 @@ records.__index = records;
 function M.new(map, keyval, index)
 	return setmetatable({
 		map = map, keyval = keyval, index = index,
-		pages = {},        -- owner -> { n = pages, fill = records in the last } as the index has it
+		pages = {},        -- owner -> { n = pages (as the index has it), fill = records in the last }
 		dirty = {},        -- key -> record to write (appended if new, set if changed, deleted if gone)
 		bytes = {},        -- owner -> purpose -> bytes stored or on their way
 		n_records = 0, n_bytes = 0,
@@ -139,7 +172,8 @@ local function page_of(owner, page)
 	return owner .. "#" .. page;
 end
 
--- An owner's pages as the index has them; nil and why when the store does not answer.
+-- An owner's pages: how many (the index), and how many records the last holds, counted
+-- when first asked; nil and why when the store does not answer.
 function records:pages_of(owner)
 	local pages = self.pages[owner];
 	if not pages then
@@ -147,7 +181,16 @@ function records:pages_of(owner)
 		if stored == nil and err then
 			return nil, err;
 		end
-		pages = stored or { n = 0, fill = PAGE_SIZE };
+		pages = { n = stored and stored.n or 0, fill = PAGE_SIZE };
+		if pages.n > 0 then
+			local last;
+			last, err = self.keyval:get(page_of(owner, pages.n));
+			if last == nil and err then
+				return nil, err;
+			end
+			pages.fill = 0;
+			for _ in pairs(last or {}) do pages.fill = pages.fill + 1; end
+		end
 		self.pages[owner] = pages;
 	end
 	return pages;
@@ -221,8 +264,10 @@ function records:flush(more)
 				grown.fill = grown.fill + 1;
 				placed[rec] = grown.n;
 			end
-			local ok;
-			ok, err = self.index:set(owner, grown);
+			local ok = true;
+			if grown.n > pages.n then   -- a write to a page there already leaves the index as it is
+				ok, err = self.index:set(owner, { n = grown.n });
+			end
 			if not ok then
 				failed(err);
 			else

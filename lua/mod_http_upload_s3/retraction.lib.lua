@@ -65,12 +65,12 @@ function watcher:mentions(text)
 end
 
 local function ids(stanza)
-	local list = {};
+	local list = {};   -- an empty id names no message
 	local origin = stanza:get_child("origin-id", NS_SID);
-	if origin and origin.attr.id then
+	if origin and origin.attr.id and origin.attr.id ~= "" then
 		table.insert(list, origin.attr.id);
 	end
-	if stanza.attr.id and stanza.attr.id ~= list[1] then
+	if stanza.attr.id and stanza.attr.id ~= "" and stanza.attr.id ~= list[1] then
 		table.insert(list, stanza.attr.id);
 	end
 	return list;

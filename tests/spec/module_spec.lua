@@ -167,9 +167,9 @@ describe("the module file", function ()
 	it("offers users their own uploads, and never another's", function ()
 		local m = load_module(options());
 		for _ = 1, 2 do assert.equal("result", ask(m, { filename = "mine.txt", size = "5" }).attr.type); end
-		m.records_index:set("bob@example.org", { n = 1, fill = 1 });
-		m.records_map:set_keys("bob@example.org#1", { ["http_uploads/b/theirs.txt"] = { filename = "theirs.txt", size = 7,
-			purpose = "message", at = 1, state = "stored" } });
+		m.records_index:set("bob@example.org", { n = 1 });
+		m.records_map:set_keys("bob@example.org#1", { ["http_uploads/b/theirs.txt"] =
+			"theirs.txt\t7\t\tmessage\t1\t\t\tstored\t\t\t" });
 		local list = m.commands["http_upload_s3#list"][3];
 		local shown = list(nil, { from = "alice@example.org/phone" });
 		assert.equal("completed", shown.status);

@@ -33,9 +33,34 @@ describe("records", function ()
 		assert.equal(300, r:usage("alice@example.org", "message"));
 		assert.equal(0, (r:flush()));
 		local written = map.data["alice@example.org#1"]["up/0001/file1.txt"];
-		assert.same({ filename = "file1.txt", size = 100, content_type = "text/plain", purpose = "message", at = T0 + 1,
-			due = T0 + 7 * 86400, check_at = T0 + 306, state = "pending" }, written);
-		assert.is_table(map.data["bob@example.org#1"]["up/0003/file3.txt"]);
+		assert.equal(("file1.txt\t100\ttext/plain\tmessage\t%d\t%d\t%d\tpending\t\t\t"):format(T0 + 1,
+			T0 + 7 * 86400, T0 + 306), written);
+		assert.is_string(map.data["bob@example.org#1"]["up/0003/file3.txt"]);
+	end);
+
+	it("come back from storage as they went in, every field, whatever the message ids hold", function ()
+		local map, keyval, index = memory_records_stores();
+		local r = records.new(map, keyval, index);
+		local a = rec("alice@example.org", 1, { filename = "naïve café, 100%.txt", content_type = 'text/plain; charset="a b"',
+			purpose = "ephemeral", due = T0 + 86400.5 });
+		local b = rec("alice@example.org", 2, { due = false });
+		r:add(a);
+		r:add(b);
+		r:confirm(a, 99);
+		r:sent_in(a, { "plain", "with space", "tab\there", "new\nline", "100%", "%41", "émoji 😀" });
+		r:delete({ b }, "takedown");
+		assert.equal(0, (r:flush()));
+		local again = records.new(map, keyval, index);
+		local read = again:of("alice@example.org");
+		assert.equal(2, #read);
+		for i, want in ipairs({ a, b }) do
+			for _, field in ipairs({ "key", "owner", "filename", "size", "content_type", "purpose", "at", "check_at",
+				"state", "stored", "reason", "messages" }) do
+				assert.same(want[field], read[i][field], field);
+			end
+		end
+		assert.equal(T0 + 86400.5, read[1].due);
+		assert.is_nil(read[2].due);
 	end);
 
 	it("write each owner's changes at once, and keep what cannot be written until the store is back", function ()
@@ -225,7 +250,7 @@ describe("records", function ()
 		local r = records.new(map, keyval, index);
 		for n = 1, 600 do r:add(rec("alice@example.org", n)); end
 		r:flush();
-		assert.same({ n = 3, fill = 88 }, index:get("alice@example.org"));
+		assert.same({ n = 3 }, index:get("alice@example.org"));
 		local sizes = {};
 		for page = 1, 3 do
 			local n = 0;
@@ -247,6 +272,21 @@ describe("records", function ()
 		local expected = 1;   -- the confirmed one's size, and what the others asked for
 		for n = 1, 599 do expected = expected + 100 * n; end
 		assert.same({ 600, expected }, { #after:of("alice@example.org"), after:usage("alice@example.org", "message") });
+		-- the next slot, after a restart: into the last page's free room, and the index as it was
+		writes = {};
+		local set = index.set;
+		function index.set(...) table.insert(writes, "index"); return set(...); end
+		after:add(rec("alice@example.org", 601));
+		after:flush();
+		assert.same({ "alice@example.org#3" }, writes);
+		for _ = 602, 769 do after:add(rec("alice@example.org", _)); end
+		after:flush();
+		table.sort(writes);   -- the two pages in either order
+		assert.same({ "alice@example.org#3", "alice@example.org#3", "alice@example.org#4", "index" }, writes);
+		assert.same({ n = 4 }, index:get("alice@example.org"));
+		local n = 0;
+		for _ in pairs(map.data["alice@example.org#4"]) do n = n + 1; end
+		assert.equal(1, n);   -- 89 + 168 = 257: one past the third page
 	end);
 
 	it("know the messages a file was sent in, and give an owner's files sent under an id", function ()

@@ -38,6 +38,8 @@ describe("retraction", function ()
 		local m = message("x"):tag("origin-id", { xmlns = "urn:xmpp:sid:0", id = "o1" }):up();
 		assert.same({ "o1", "m1" }, retraction.ids(m));
 		assert.same({ "m1" }, retraction.ids(message("x")));
+		local empty = message("x", { to = "bob@example.org", id = "" }):tag("origin-id", { xmlns = "urn:xmpp:sid:0", id = "" }):up();
+		assert.same({}, retraction.ids(empty));   -- names no message
 	end);
 
 	it("reads both forms of a retraction", function ()
