@@ -50,8 +50,8 @@ local PAGE_SIZE = 256;
 -- What is stored of a record (the key and the owner are where it is stored): one line,
 -- these fields in this order, separated by tabs, "" for none; the message ids separated by
 -- spaces. A string costs Prosody's internal storage one escaping pass to write, where a table
--- costs a pass for each field's name and value, and SQL keeps it as it is instead of as JSON:
--- records are written in half the time. No field holds a tab: file names and content types
+-- costs a pass for each field's name and value (measured: a third less CPU), and SQL keeps it
+-- as it is instead of as JSON. No field holds a tab: file names and content types
 -- with control characters are refused, the others are numbers or this module's words, and
 -- message ids are escaped.
 local FIELDS = { "filename", "size", "content_type", "purpose", "at", "due", "check_at", "state", "stored", "reason",
