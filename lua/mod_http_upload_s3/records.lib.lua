@@ -58,24 +58,28 @@ local FIELDS = { "filename", "size", "content_type", "purpose", "at", "due", "ch
 	"messages" };
 local NUMBERS = { size = true, at = true, due = true, check_at = true, stored = true };
 
-local function escape_id(id)
-	return (id:gsub("[%%%s%c]", function (c) return ("%%%02X"):format(c:byte()); end));
+-- Message ids, space-separated, each with "%", white space and control characters escaped.
+local function ids_text(ids)
+	local escaped = {};
+	for i, id in ipairs(ids) do
+		escaped[i] = id:gsub("[%%%s%c]", function (c) return ("%%%02X"):format(c:byte()); end);
+	end
+	return table.concat(escaped, " ");
 end
 
-local function unescape_id(text)
-	return (text:gsub("%%(%x%x)", function (hex) return string.char(tonumber(hex, 16)); end));
+local function ids_of(text)
+	local ids = {};
+	for word in text:gmatch("%S+") do
+		table.insert(ids, (word:gsub("%%(%x%x)", function (hex) return string.char(tonumber(hex, 16)); end)));
+	end
+	return ids;
 end
 
 local function to_value(rec)
 	local line = {};
 	for i, field in ipairs(FIELDS) do
 		local value = rec[field];
-		if field == "messages" and value then
-			local ids = {};
-			for j, id in ipairs(value) do ids[j] = escape_id(id); end
-			value = table.concat(ids, " ");
-		end
-		line[i] = value or "";
+		line[i] = field == "messages" and value and ids_text(value) or value or "";
 	end
 	return table.concat(line, "\t");
 end
@@ -86,11 +90,8 @@ local function from_value(key, value, owner, page)
 	for text in (value .. "\t"):gmatch("([^\t]*)\t") do
 		i = i + 1;
 		local field = FIELDS[i];
-		if field == "messages" and text ~= "" then
-			rec.messages = {};
-			for id in text:gmatch("%S+") do table.insert(rec.messages, unescape_id(id)); end
-		elseif field and text ~= "" then
-			rec[field] = NUMBERS[field] and tonumber(text) or text;
+		if field and text ~= "" then
+			rec[field] = field == "messages" and ids_of(text) or NUMBERS[field] and tonumber(text) or text;
 		end
 	end
 	rec.purpose, rec.state = rec.purpose or "message", rec.state or "pending";
